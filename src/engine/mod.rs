@@ -1,0 +1,356 @@
+//! The engine: one `Op` model, one `Backend` interface, two implementations.
+//!
+//! Every I/O of the library (file calls, batches, the WAL) becomes a slice of
+//! `Op`s handed to `Engine::execute`, which bounds concurrency, records
+//! metrics and hands the ops to the backend. Backends run every op to
+//! completion (continuing short transfers, retrying EINTR/EAGAIN) and return
+//! only when the kernel no longer references any op's memory.
+
+mod limit;
+pub(crate) mod pool;
+pub(crate) mod uring;
+
+use std::os::fd::RawFd;
+use std::sync::Arc;
+use std::time::Instant;
+
+pub(crate) use limit::Limit;
+
+use crate::metrics::Metrics;
+
+/// Linux caps a single read/write at this many bytes; longer requests are
+/// continued as short transfers.
+pub(crate) const MAX_RW_CHUNK: usize = 0x7fff_f000;
+
+/// What an operation does. Pointers are the caller's memory: it must stay
+/// valid (and, for reads, unaliased) until `Engine::execute` returns.
+#[derive(Debug, Clone, Copy)]
+pub enum OpKind {
+    Read { buf: *mut u8, len: usize },
+    Write { buf: *const u8, len: usize },
+    Readv { iov: *const libc::iovec, iovcnt: usize },
+    Writev { iov: *const libc::iovec, iovcnt: usize },
+    Fsync,
+    Fdatasync,
+    /// `fallocate(2)` of `len` bytes at the op's offset with `mode`.
+    Fallocate { mode: i32, len: u64 },
+    /// `ftruncate(2)` to `len` bytes.
+    Ftruncate { len: u64 },
+}
+
+/// One operation on one file descriptor, and its result once executed:
+/// bytes transferred (reads: fewer than asked only at end of file), 0, or
+/// `-errno`.
+#[derive(Debug, Clone, Copy)]
+pub struct Op {
+    pub fd: RawFd,
+    pub kind: OpKind,
+    pub offset: u64,
+    pub result: i64,
+}
+
+// SAFETY: an Op only carries pointers; whoever builds one promises the memory
+// outlives `execute`, which is what lets worker threads run it.
+unsafe impl Send for Op {}
+
+impl Op {
+    pub fn new(fd: RawFd, kind: OpKind, offset: u64) -> Op {
+        Op { fd, kind, offset, result: 0 }
+    }
+
+    /// Total bytes a read/write should move (0 for the others).
+    pub fn transfer_len(&self) -> u64 {
+        match self.kind {
+            OpKind::Read { len, .. } | OpKind::Write { len, .. } => len as u64,
+            OpKind::Readv { iov, iovcnt } | OpKind::Writev { iov, iovcnt } => {
+                iov_slice(iov, iovcnt).iter().map(|v| v.iov_len as u64).sum()
+            }
+            _ => 0,
+        }
+    }
+
+    pub fn is_read(&self) -> bool {
+        matches!(self.kind, OpKind::Read { .. } | OpKind::Readv { .. })
+    }
+
+    pub fn code(&self) -> OpCode {
+        match self.kind {
+            OpKind::Read { .. } => OpCode::Read,
+            OpKind::Write { .. } => OpCode::Write,
+            OpKind::Readv { .. } => OpCode::Readv,
+            OpKind::Writev { .. } => OpCode::Writev,
+            OpKind::Fsync => OpCode::Fsync,
+            OpKind::Fdatasync => OpCode::Fdatasync,
+            OpKind::Fallocate { .. } => OpCode::Fallocate,
+            OpKind::Ftruncate { .. } => OpCode::Ftruncate,
+        }
+    }
+}
+
+/// The op kinds as plain values, for metrics and capability reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OpCode {
+    Read,
+    Write,
+    Readv,
+    Writev,
+    Fsync,
+    Fdatasync,
+    Fallocate,
+    Ftruncate,
+}
+
+impl OpCode {
+    pub const ALL: [OpCode; 8] = [
+        OpCode::Read,
+        OpCode::Write,
+        OpCode::Readv,
+        OpCode::Writev,
+        OpCode::Fsync,
+        OpCode::Fdatasync,
+        OpCode::Fallocate,
+        OpCode::Ftruncate,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            OpCode::Read => "read",
+            OpCode::Write => "write",
+            OpCode::Readv => "readv",
+            OpCode::Writev => "writev",
+            OpCode::Fsync => "fsync",
+            OpCode::Fdatasync => "fdatasync",
+            OpCode::Fallocate => "fallocate",
+            OpCode::Ftruncate => "ftruncate",
+        }
+    }
+
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+pub(crate) fn iov_slice<'a>(iov: *const libc::iovec, iovcnt: usize) -> &'a [libc::iovec] {
+    if iovcnt == 0 {
+        &[]
+    } else {
+        // SAFETY: the Op's builder guarantees iov points at iovcnt entries.
+        unsafe { std::slice::from_raw_parts(iov, iovcnt) }
+    }
+}
+
+/// Which backend a runtime uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendKind {
+    IoUring,
+    ThreadPool,
+}
+
+impl BackendKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            BackendKind::IoUring => "io_uring",
+            BackendKind::ThreadPool => "thread_pool",
+        }
+    }
+}
+
+/// The interface both backends implement.
+pub(crate) trait Backend: Send + Sync {
+    fn kind(&self) -> BackendKind;
+
+    /// Runs every op to completion and stores its result.
+    ///
+    /// # Safety
+    /// Every pointer in `ops` must be valid for the op's length until this
+    /// returns; implementations return only when no submitted op is in flight.
+    unsafe fn execute(&self, ops: &mut [Op]);
+}
+
+/// Progress of one op whose transfer may come back short.
+///
+/// Both backends drive it the same way: `step` describes the next piece to
+/// submit, `complete` folds in the kernel's result and says whether to
+/// resubmit. Vectored ops copy their iovec array only when a short transfer
+/// forces it to be advanced.
+pub(crate) struct Progress {
+    pub done: u64,
+    total: u64,
+    iov_owned: Option<Vec<libc::iovec>>,
+}
+
+/// The next piece of an op, in kernel terms.
+pub(crate) enum Step {
+    Buf { addr: *mut u8, len: usize, offset: u64 },
+    Iov { iov: *const libc::iovec, iovcnt: usize, offset: u64 },
+    Whole,
+}
+
+/// What to do after a completion.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum After {
+    Resubmit,
+    Done,
+}
+
+impl Progress {
+    pub fn new(op: &Op) -> Progress {
+        Progress { done: 0, total: op.transfer_len(), iov_owned: None }
+    }
+
+    pub fn step(&self, op: &Op) -> Step {
+        let offset = op.offset + self.done;
+        match op.kind {
+            OpKind::Read { buf, len } => Step::Buf {
+                // SAFETY: done < len while an op is unfinished.
+                addr: unsafe { buf.add(self.done as usize) },
+                len: (len - self.done as usize).min(MAX_RW_CHUNK),
+                offset,
+            },
+            OpKind::Write { buf, len } => Step::Buf {
+                addr: unsafe { buf.add(self.done as usize) } as *mut u8,
+                len: (len - self.done as usize).min(MAX_RW_CHUNK),
+                offset,
+            },
+            OpKind::Readv { iov, iovcnt } | OpKind::Writev { iov, iovcnt } => match &self.iov_owned {
+                Some(v) => Step::Iov { iov: v.as_ptr(), iovcnt: v.len().min(libc::UIO_MAXIOV as usize), offset },
+                None => Step::Iov { iov, iovcnt: iovcnt.min(libc::UIO_MAXIOV as usize), offset },
+            },
+            _ => Step::Whole,
+        }
+    }
+
+    /// Folds in a kernel result (`res` bytes or `-errno`).
+    pub fn complete(&mut self, op: &mut Op, res: i64) -> After {
+        if res == -(libc::EINTR as i64) || res == -(libc::EAGAIN as i64) {
+            return After::Resubmit;
+        }
+        if res < 0 {
+            op.result = res;
+            return After::Done;
+        }
+        if self.total == 0 {
+            // fsync, fallocate, ftruncate, and zero-length transfers.
+            op.result = res;
+            return After::Done;
+        }
+        if res == 0 {
+            // End of file for reads. A write that moves nothing would loop
+            // forever; the kernel reports real causes (ENOSPC...) as errors.
+            op.result = if op.is_read() { self.done as i64 } else { -(libc::EIO as i64) };
+            return After::Done;
+        }
+        self.done += res as u64;
+        if self.done >= self.total {
+            op.result = self.total as i64;
+            return After::Done;
+        }
+        self.advance_iov(op, res as usize);
+        After::Resubmit
+    }
+
+    fn advance_iov(&mut self, op: &Op, mut n: usize) {
+        let (OpKind::Readv { iov, iovcnt } | OpKind::Writev { iov, iovcnt }) = op.kind else {
+            return;
+        };
+        let v = self.iov_owned.get_or_insert_with(|| iov_slice(iov, iovcnt).to_vec());
+        let mut skip = 0;
+        for entry in v.iter_mut() {
+            if n < entry.iov_len {
+                entry.iov_base = unsafe { (entry.iov_base as *mut u8).add(n) } as *mut libc::c_void;
+                entry.iov_len -= n;
+                break;
+            }
+            n -= entry.iov_len;
+            skip += 1;
+        }
+        v.drain(..skip);
+    }
+}
+
+/// The engine of one runtime: concurrency bound + metrics + backend.
+pub(crate) struct Engine {
+    backend: Box<dyn Backend>,
+    limit: Limit,
+    pub metrics: Arc<Metrics>,
+}
+
+impl Engine {
+    pub fn new(backend: Box<dyn Backend>, max_in_flight: usize, metrics: Arc<Metrics>) -> Engine {
+        Engine { backend, limit: Limit::new(max_in_flight), metrics }
+    }
+
+    pub fn kind(&self) -> BackendKind {
+        self.backend.kind()
+    }
+
+    pub fn in_flight(&self) -> usize {
+        self.limit.in_flight()
+    }
+
+    /// Runs `ops` to completion; every `op.result` is set on return.
+    /// Batches larger than the concurrency bound run in bound-sized chunks.
+    ///
+    /// # Safety
+    /// Every pointer in `ops` must be valid for its length until this returns.
+    pub unsafe fn execute(&self, ops: &mut [Op]) {
+        for chunk in ops.chunks_mut(self.limit.capacity()) {
+            let _permits = self.limit.acquire(chunk.len());
+            let start = Instant::now();
+            unsafe { self.backend.execute(chunk) };
+            self.metrics.record_batch(chunk, start.elapsed());
+        }
+    }
+
+    /// Runs one op and returns its result.
+    pub unsafe fn execute_one(&self, op: Op) -> i64 {
+        let mut ops = [op];
+        unsafe { self.execute(&mut ops) };
+        ops[0].result
+    }
+}
+
+/// Runs one op with plain blocking syscalls until it completes; the thread
+/// pool's whole job, and the io_uring backend's path for opcodes the ring
+/// does not support.
+pub(crate) fn run_blocking(op: &mut Op) {
+    let mut progress = Progress::new(op);
+    loop {
+        let res = blocking_syscall(op, &progress);
+        if progress.complete(op, res) == After::Done {
+            return;
+        }
+    }
+}
+
+fn blocking_syscall(op: &Op, progress: &Progress) -> i64 {
+    // SAFETY: pointers come from the op, valid per `execute`'s contract.
+    let res: i64 = unsafe {
+        match (op.kind, progress.step(op)) {
+            (OpKind::Read { .. }, Step::Buf { addr, len, offset }) => {
+                libc::pread(op.fd, addr.cast(), len, offset as i64) as i64
+            }
+            (OpKind::Write { .. }, Step::Buf { addr, len, offset }) => {
+                libc::pwrite(op.fd, addr.cast(), len, offset as i64) as i64
+            }
+            (OpKind::Readv { .. }, Step::Iov { iov, iovcnt, offset }) => {
+                libc::preadv(op.fd, iov, iovcnt as i32, offset as i64) as i64
+            }
+            (OpKind::Writev { .. }, Step::Iov { iov, iovcnt, offset }) => {
+                libc::pwritev(op.fd, iov, iovcnt as i32, offset as i64) as i64
+            }
+            (OpKind::Fsync, _) => libc::fsync(op.fd) as i64,
+            (OpKind::Fdatasync, _) => libc::fdatasync(op.fd) as i64,
+            (OpKind::Fallocate { mode, len }, _) => {
+                libc::fallocate(op.fd, mode, op.offset as i64, len as i64) as i64
+            }
+            (OpKind::Ftruncate { len }, _) => libc::ftruncate(op.fd, len as i64) as i64,
+            _ => unreachable!("Progress::step matches the op kind"),
+        }
+    };
+    if res < 0 {
+        -(std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO) as i64)
+    } else {
+        res
+    }
+}

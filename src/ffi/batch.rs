@@ -1,0 +1,93 @@
+//! `rio_submit_batch`: many operations, on any files, submitted together.
+
+use std::ffi::c_void;
+
+use super::file::rio_file_t;
+use super::runtime::rio_runtime_t;
+use super::{check_null, fail, ffi_boundary};
+use crate::engine::{Op, OpKind};
+use crate::Error;
+
+/// Read `len` bytes at `offset` into `buf`.
+pub const RIO_OP_READ: u32 = 0;
+/// Write `len` bytes of `buf` at `offset`.
+pub const RIO_OP_WRITE: u32 = 1;
+/// fsync the file (`buf`, `len`, `offset` ignored).
+pub const RIO_OP_FSYNC: u32 = 2;
+/// fdatasync the file (`buf`, `len`, `offset` ignored).
+pub const RIO_OP_FDATASYNC: u32 = 3;
+
+/// One operation of a batch.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct rio_op_t {
+    /// RIO_OP_READ, RIO_OP_WRITE, RIO_OP_FSYNC or RIO_OP_FDATASYNC.
+    pub opcode: u32,
+    /// Must be 0.
+    pub flags: u32,
+    /// The file; it may belong to any runtime.
+    pub file: *mut rio_file_t,
+    /// Data to write or room to read into; must stay valid until the call returns.
+    pub buf: *mut c_void,
+    pub len: u64,
+    pub offset: u64,
+    /// Out: bytes transferred (reads: fewer only at end of file), 0, or -errno.
+    pub result: i64,
+    /// Untouched by the library.
+    pub user_data: u64,
+}
+
+fn to_op(i: usize, op: &rio_op_t) -> crate::Result<Op> {
+    let bad = |what: &str| Error::invalid(format!("ops[{i}].{what}"));
+    if op.file.is_null() {
+        return Err(bad("file is NULL"));
+    }
+    if op.flags != 0 {
+        return Err(bad(&format!("flags: unknown bits {:#x}", op.flags)));
+    }
+    let needs_buf = matches!(op.opcode, RIO_OP_READ | RIO_OP_WRITE);
+    if needs_buf && op.buf.is_null() && op.len != 0 {
+        return Err(bad("buf is NULL with a non-zero length"));
+    }
+    if needs_buf && op.len > isize::MAX as u64 {
+        return Err(bad("len is larger than the address space"));
+    }
+    let kind = match op.opcode {
+        RIO_OP_READ => OpKind::Read { buf: op.buf as *mut u8, len: op.len as usize },
+        RIO_OP_WRITE => OpKind::Write { buf: op.buf as *const u8, len: op.len as usize },
+        RIO_OP_FSYNC => OpKind::Fsync,
+        RIO_OP_FDATASYNC => OpKind::Fdatasync,
+        other => return Err(bad(&format!("opcode: unknown value {other}"))),
+    };
+    let file = &unsafe { &*op.file }.0;
+    file.prepare(kind, op.offset).map_err(|e| e.context(format_args!("ops[{i}]")))
+}
+
+/// Submits `n` operations together (one io_uring submission) and waits for
+/// all of them. Returns `n` with every `ops[i].result` set, or, when an op
+/// is malformed (NULL file, unknown opcode, non-zero flags, NULL buffer,
+/// O_DIRECT misalignment), `-EINVAL` naming `ops[i]`, and nothing ran.
+/// Operations of one batch may run in any order relative to each other;
+/// put an fsync in a later batch to order it after writes.
+#[no_mangle]
+pub extern "C" fn rio_submit_batch(rt: *mut rio_runtime_t, ops: *mut rio_op_t, n: usize) -> i64 {
+    ffi_boundary!("rio_submit_batch", {
+        check_null!("rio_submit_batch", rt);
+        if n == 0 {
+            return 0;
+        }
+        check_null!("rio_submit_batch", ops);
+        let c_ops = unsafe { std::slice::from_raw_parts_mut(ops, n) };
+        let prepared: crate::Result<Vec<Op>> = c_ops.iter().enumerate().map(|(i, op)| to_op(i, op)).collect();
+        let mut engine_ops = match prepared {
+            Ok(v) => v,
+            Err(e) => return fail("rio_submit_batch", e),
+        };
+        // SAFETY: the caller keeps every buffer valid until we return.
+        unsafe { (*rt).0.submit_ops(&mut engine_ops) };
+        for (c, op) in c_ops.iter_mut().zip(&engine_ops) {
+            c.result = op.result;
+        }
+        n as i64
+    })
+}

@@ -1,0 +1,32 @@
+//! Aligned buffers for O_DIRECT.
+
+use std::ffi::c_void;
+
+use super::{fail, ffi_boundary};
+use crate::Error;
+
+/// Alignment of every buffer returned by `rio_buf_alloc` (a page).
+pub const RIO_BUF_ALIGN: usize = crate::buf::BUF_ALIGN;
+
+/// Allocates `len` zeroed bytes aligned to RIO_BUF_ALIGN, enough for
+/// O_DIRECT on any file. Free with `rio_buf_free`. Returns NULL for `len` 0 or when out of memory, with
+/// the reason in rio_last_error_message().
+#[no_mangle]
+pub extern "C" fn rio_buf_alloc(len: usize) -> *mut c_void {
+    ffi_boundary!("rio_buf_alloc", {
+        if len == 0 {
+            return fail("rio_buf_alloc", Error::invalid("len is 0"));
+        }
+        let p = crate::buf::alloc_aligned(len);
+        if p.is_null() {
+            return fail("rio_buf_alloc", Error::new(libc::ENOMEM, format!("cannot allocate {len} bytes")));
+        }
+        p as *mut c_void
+    })
+}
+
+/// Frees a buffer from `rio_buf_alloc`. NULL is a no-op.
+#[no_mangle]
+pub extern "C" fn rio_buf_free(buf: *mut c_void) {
+    ffi_boundary!("rio_buf_free", { unsafe { crate::buf::free_aligned(buf as *mut u8) } })
+}

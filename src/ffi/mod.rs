@@ -1,0 +1,199 @@
+//! The C ABI. One module per C object; argument checks, the panic boundary,
+//! `-errno` results and the thread-local error message live here. No I/O
+//! logic: every function forwards to the Rust API.
+#![allow(non_camel_case_types)]
+
+use std::cell::RefCell;
+use std::ffi::{c_char, c_int, CStr, CString};
+use std::sync::OnceLock;
+
+use crate::error::Error;
+
+pub mod batch;
+pub mod buf;
+pub mod file;
+pub mod runtime;
+
+thread_local! {
+    static LAST_ERROR: RefCell<CString> = RefCell::new(CString::default());
+}
+
+/// Records `message` as the calling thread's last error.
+pub(crate) fn set_last_error(message: String) {
+    let c = CString::new(message.replace('\0', "\\0")).unwrap_or_default();
+    LAST_ERROR.with(|e| *e.borrow_mut() = c);
+}
+
+/// What an FFI function returns when it fails: `-errno` for integer
+/// results, NULL for pointers.
+pub(crate) trait FfiReturn {
+    fn from_errno(errno: i32) -> Self;
+}
+
+impl FfiReturn for c_int {
+    fn from_errno(errno: i32) -> Self {
+        -errno
+    }
+}
+
+impl FfiReturn for i64 {
+    fn from_errno(errno: i32) -> Self {
+        -(errno as i64)
+    }
+}
+
+impl FfiReturn for u64 {
+    fn from_errno(_: i32) -> Self {
+        0
+    }
+}
+
+impl FfiReturn for () {
+    fn from_errno(_: i32) -> Self {}
+}
+
+impl<T> FfiReturn for *mut T {
+    fn from_errno(_: i32) -> Self {
+        std::ptr::null_mut()
+    }
+}
+
+impl<T> FfiReturn for *const T {
+    fn from_errno(_: i32) -> Self {
+        std::ptr::null()
+    }
+}
+
+/// Records `err` (prefixed with the function name) and returns its code.
+pub(crate) fn fail<T: FfiReturn>(func: &str, err: Error) -> T {
+    set_last_error(format!("{func}: {}", err.message()));
+    T::from_errno(err.errno())
+}
+
+/// Turns a Rust result into the C convention: the value, or `-errno` with
+/// the message recorded.
+pub(crate) fn finish<T: FfiReturn>(func: &str, r: crate::Result<T>) -> T {
+    r.unwrap_or_else(|e| fail(func, e))
+}
+
+/// Runs a function body, turning a panic into `-ENOTRECOVERABLE` (or NULL)
+/// with a message, so no unwind crosses the C boundary.
+macro_rules! ffi_boundary {
+    ($func:literal, $body:block) => {{
+        match ::std::panic::catch_unwind(::std::panic::AssertUnwindSafe(|| $body)) {
+            Ok(v) => v,
+            Err(payload) => $crate::ffi::panicked($func, payload),
+        }
+    }};
+}
+pub(crate) use ffi_boundary;
+
+/// Returns `-EINVAL` (or NULL) from the enclosing FFI function when `$ptr` is NULL.
+macro_rules! check_null {
+    ($func:literal, $ptr:ident) => {
+        if $ptr.is_null() {
+            return $crate::ffi::fail(
+                $func,
+                $crate::Error::invalid(concat!(stringify!($ptr), " is NULL")),
+            );
+        }
+    };
+}
+pub(crate) use check_null;
+
+/// Returns `-EINVAL` when `$buf` is NULL but `$len` is not zero.
+macro_rules! check_buf {
+    ($func:literal, $buf:ident, $len:expr) => {
+        if $buf.is_null() && $len != 0 {
+            return $crate::ffi::fail(
+                $func,
+                $crate::Error::invalid(concat!(stringify!($buf), " is NULL with a non-zero length")),
+            );
+        }
+    };
+}
+pub(crate) use check_buf;
+
+pub(crate) fn panicked<T: FfiReturn>(func: &str, payload: Box<dyn std::any::Any + Send>) -> T {
+    let what = payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into());
+    fail(func, Error::new(libc::ENOTRECOVERABLE, format!("internal panic: {what}")))
+}
+
+/// Reads a NUL-terminated path argument.
+///
+/// # Safety
+/// `p` must be non-NULL and NUL-terminated.
+pub(crate) unsafe fn c_path<'a>(p: *const c_char) -> &'a std::path::Path {
+    use std::os::unix::ffi::OsStrExt;
+    let bytes = unsafe { CStr::from_ptr(p) }.to_bytes();
+    std::path::Path::new(std::ffi::OsStr::from_bytes(bytes))
+}
+
+/// Copies a versioned config struct supplied by C: `struct_size` larger
+/// than ours is rejected (a newer caller with fields we would ignore);
+/// smaller means an older caller, whose missing fields keep `defaults`.
+///
+/// # Safety
+/// `cfg` must point at `struct_size` readable bytes starting with a u32 size.
+pub(crate) unsafe fn read_versioned<T: Copy>(cfg: *const T, defaults: T, what: &str) -> crate::Result<T> {
+    let size = unsafe { *(cfg as *const u32) } as usize;
+    let ours = std::mem::size_of::<T>();
+    if size > ours {
+        return Err(Error::invalid(format!("{what}.struct_size {size} is larger than this library's {ours}")));
+    }
+    if size < std::mem::size_of::<u32>() {
+        return Err(Error::invalid(format!(
+            "{what}.struct_size {size} is too small; fill the struct with its _default() function first"
+        )));
+    }
+    let mut out = defaults;
+    // SAFETY: size <= size_of::<T>() and the caller's struct has size bytes.
+    unsafe { std::ptr::copy_nonoverlapping(cfg as *const u8, &mut out as *mut T as *mut u8, size) };
+    Ok(out)
+}
+
+/// Copies `s` into a fixed C char array, truncating, always NUL-terminated.
+pub(crate) fn fill_c_chars(dst: &mut [c_char], s: &str) {
+    let n = s.len().min(dst.len().saturating_sub(1));
+    for (d, b) in dst.iter_mut().zip(s.as_bytes()[..n].iter()) {
+        *d = *b as c_char;
+    }
+    dst[n] = 0;
+}
+
+/// The library version, e.g. "0.1.0". Static; never NULL.
+#[no_mangle]
+pub extern "C" fn rio_version() -> *const c_char {
+    static VERSION: &CStr = match CStr::from_bytes_with_nul(concat!(env!("CARGO_PKG_VERSION"), "\0").as_bytes()) {
+        Ok(s) => s,
+        Err(_) => c"unknown",
+    };
+    VERSION.as_ptr()
+}
+
+/// A static description of an error code; accepts `-errno` or `errno`.
+/// Never NULL; unknown codes give "Unknown error".
+#[no_mangle]
+pub extern "C" fn rio_strerror(err: c_int) -> *const c_char {
+    static TABLE: OnceLock<Vec<CString>> = OnceLock::new();
+    ffi_boundary!("rio_strerror", {
+        let table = TABLE.get_or_init(|| {
+            (0..134).map(|e| CString::new(if e == 0 { "Success".into() } else { crate::error::strerror(e) }).unwrap_or_default()).collect()
+        });
+        let code = err.unsigned_abs() as usize;
+        table.get(code).map_or(c"Unknown error".as_ptr(), |s| s.as_ptr())
+    })
+}
+
+/// The calling thread's message for its last failed librio call, naming the
+/// function, the argument or path, and the cause. Empty when no call has
+/// failed on this thread. Valid until the next failing call on this thread;
+/// never NULL.
+#[no_mangle]
+pub extern "C" fn rio_last_error_message() -> *const c_char {
+    LAST_ERROR.with(|e| e.borrow().as_ptr())
+}

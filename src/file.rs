@@ -1,0 +1,279 @@
+//! DiskFile: positioned file I/O through the runtime's engine.
+
+use std::ffi::CString;
+use std::io::{IoSlice, IoSliceMut};
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use crate::engine::{Op, OpKind};
+use crate::error::{check_errno, Error, Result};
+use crate::runtime::Runtime;
+
+/// `rio_file_open` flags.
+pub mod open_flags {
+    pub const READ: u32 = 1 << 0;
+    pub const WRITE: u32 = 1 << 1;
+    pub const CREATE: u32 = 1 << 2;
+    pub const TRUNCATE: u32 = 1 << 3;
+    pub const EXCL: u32 = 1 << 4;
+    pub const APPEND: u32 = 1 << 5;
+    pub const DIRECT: u32 = 1 << 6;
+    pub const DSYNC: u32 = 1 << 7;
+    pub const ALL: u32 = (1 << 8) - 1;
+}
+
+/// Direct-I/O alignment of a file: buffers must be aligned to `memory`,
+/// offsets and lengths to `offset`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DioAlign {
+    pub memory: u32,
+    pub offset: u32,
+}
+
+/// A file opened through a runtime. All methods take `&self` and may be
+/// called from many threads at once.
+pub struct DiskFile {
+    rt: Runtime,
+    fd: OwnedFd,
+    path: PathBuf,
+    dio: Option<DioAlign>,
+}
+
+fn os_flags(flags: u32) -> Result<libc::c_int> {
+    use open_flags::*;
+    if flags & !ALL != 0 {
+        return Err(Error::invalid(format!("flags: unknown bits {:#x}", flags & !ALL)));
+    }
+    let mut f = match (flags & READ != 0, flags & WRITE != 0) {
+        (true, true) => libc::O_RDWR,
+        (true, false) => libc::O_RDONLY,
+        (false, true) => libc::O_WRONLY,
+        (false, false) => return Err(Error::invalid("flags: need RIO_OPEN_READ and/or RIO_OPEN_WRITE")),
+    };
+    if flags & TRUNCATE != 0 && flags & WRITE == 0 {
+        return Err(Error::invalid("flags: RIO_OPEN_TRUNCATE needs RIO_OPEN_WRITE"));
+    }
+    if flags & EXCL != 0 && flags & CREATE == 0 {
+        return Err(Error::invalid("flags: RIO_OPEN_EXCL needs RIO_OPEN_CREATE"));
+    }
+    for (bit, os) in [
+        (CREATE, libc::O_CREAT),
+        (TRUNCATE, libc::O_TRUNC),
+        (EXCL, libc::O_EXCL),
+        (APPEND, libc::O_APPEND),
+        (DIRECT, libc::O_DIRECT),
+        (DSYNC, libc::O_DSYNC),
+    ] {
+        if flags & bit != 0 {
+            f |= os;
+        }
+    }
+    Ok(f | libc::O_CLOEXEC)
+}
+
+/// Direct-I/O alignment from statx(STATX_DIOALIGN), else the device's
+/// logical block size, else 512.
+pub fn dio_alignment(fd: RawFd) -> DioAlign {
+    // SAFETY: statx fills the zeroed struct; empty path + AT_EMPTY_PATH = fd itself.
+    let mut stx: libc::statx = unsafe { std::mem::zeroed() };
+    let rc = unsafe { libc::statx(fd, c"".as_ptr(), libc::AT_EMPTY_PATH, libc::STATX_DIOALIGN, &mut stx) };
+    if rc == 0 && stx.stx_mask & libc::STATX_DIOALIGN != 0 && stx.stx_dio_offset_align != 0 {
+        return DioAlign { memory: stx.stx_dio_mem_align, offset: stx.stx_dio_offset_align };
+    }
+    let bs = logical_block_size(rc == 0, &stx).unwrap_or(512);
+    DioAlign { memory: bs, offset: bs }
+}
+
+fn logical_block_size(have_stx: bool, stx: &libc::statx) -> Option<u32> {
+    if !have_stx {
+        return None;
+    }
+    let sys = format!("/sys/dev/block/{}:{}/queue/logical_block_size", stx.stx_dev_major, stx.stx_dev_minor);
+    std::fs::read_to_string(sys).ok()?.trim().parse().ok()
+}
+
+impl DiskFile {
+    /// Opens `path` with `rio_file_open` flags and a creation `mode`.
+    pub fn open(rt: &Runtime, path: impl AsRef<Path>, flags: u32, mode: u32) -> Result<DiskFile> {
+        let path = path.as_ref();
+        let os = os_flags(flags)?;
+        if mode & !0o7777 != 0 {
+            return Err(Error::invalid(format!("mode: {mode:#o} has bits outside 07777")));
+        }
+        let cpath = CString::new(path.as_os_str().as_bytes())
+            .map_err(|_| Error::invalid(format!("{}: path contains a NUL byte", path.display())))?;
+        // SAFETY: a valid C string; the returned fd is owned below.
+        let fd = loop {
+            let fd = unsafe { libc::open(cpath.as_ptr(), os, mode as libc::c_uint) };
+            if fd >= 0 {
+                break unsafe { OwnedFd::from_raw_fd(fd) };
+            }
+            let errno = std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO);
+            if errno == libc::EINTR {
+                continue;
+            }
+            if errno == libc::EINVAL && flags & open_flags::DIRECT != 0 {
+                return Err(Error::invalid(format!(
+                    "{}: the filesystem does not support O_DIRECT (RIO_OPEN_DIRECT)",
+                    path.display()
+                )));
+            }
+            return Err(Error::os(errno, path.display()));
+        };
+        let dio = (flags & open_flags::DIRECT != 0).then(|| dio_alignment(fd.as_raw_fd()));
+        tracing::debug!(path = %path.display(), flags, ?dio, "file opened");
+        Ok(DiskFile { rt: rt.clone(), fd, path: path.to_path_buf(), dio })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn runtime(&self) -> &Runtime {
+        &self.rt
+    }
+
+    /// The direct-I/O alignment, when opened with `RIO_OPEN_DIRECT`.
+    pub fn dio_align(&self) -> Option<DioAlign> {
+        self.dio
+    }
+
+    pub fn raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+
+    /// Checks alignment and builds the op; batches and single calls share it.
+    pub fn prepare(&self, kind: OpKind, offset: u64) -> Result<Op> {
+        if let Some(a) = self.dio {
+            self.check_aligned(kind, offset, a)?;
+        }
+        Ok(Op::new(self.fd.as_raw_fd(), kind, offset))
+    }
+
+    fn check_aligned(&self, kind: OpKind, offset: u64, a: DioAlign) -> Result<()> {
+        let bufs: Vec<(usize, usize)> = match kind {
+            OpKind::Read { buf, len } => vec![(buf as usize, len)],
+            OpKind::Write { buf, len } => vec![(buf as usize, len)],
+            OpKind::Readv { iov, iovcnt } | OpKind::Writev { iov, iovcnt } => {
+                crate::engine::iov_slice(iov, iovcnt).iter().map(|v| (v.iov_base as usize, v.iov_len)).collect()
+            }
+            _ => return Ok(()),
+        };
+        let (mem, off) = (a.memory.max(1) as usize, a.offset.max(1) as u64);
+        let misaligned = offset % off != 0
+            || bufs.iter().any(|&(addr, len)| addr % mem != 0 || len as u64 % off != 0);
+        if misaligned {
+            return Err(Error::invalid(format!(
+                "{}: O_DIRECT needs buffers aligned to {} bytes and offsets/lengths to multiples of {} bytes (offset {offset})",
+                self.path.display(),
+                a.memory,
+                a.offset
+            )));
+        }
+        Ok(())
+    }
+
+    /// Runs one op on this file; the error message names the path and op.
+    fn run(&self, kind: OpKind, offset: u64, what: impl FnOnce() -> String) -> Result<u64> {
+        let op = self.prepare(kind, offset)?;
+        // SAFETY: callers pass pointers valid for the op's length for this call.
+        let res = unsafe { self.rt.engine().execute_one(op) };
+        check_errno(res, format_args!("{}: {}", self.path.display(), what()))
+    }
+
+    /// Reads into `buf` at `offset`; returns fewer bytes only at end of file.
+    pub fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<usize> {
+        unsafe { self.read_at_raw(buf.as_mut_ptr(), buf.len(), offset) }
+    }
+
+    /// # Safety
+    /// `buf` must be valid for `len` bytes of writes.
+    pub unsafe fn read_at_raw(&self, buf: *mut u8, len: usize, offset: u64) -> Result<usize> {
+        let n = self.run(OpKind::Read { buf, len }, offset, || format!("read of {len} bytes at offset {offset}"))?;
+        Ok(n as usize)
+    }
+
+    /// Writes all of `buf` at `offset` or fails.
+    pub fn write_at(&self, buf: &[u8], offset: u64) -> Result<usize> {
+        unsafe { self.write_at_raw(buf.as_ptr(), buf.len(), offset) }
+    }
+
+    /// # Safety
+    /// `buf` must be valid for `len` bytes of reads.
+    pub unsafe fn write_at_raw(&self, buf: *const u8, len: usize, offset: u64) -> Result<usize> {
+        let n = self.run(OpKind::Write { buf, len }, offset, || format!("write of {len} bytes at offset {offset}"))?;
+        Ok(n as usize)
+    }
+
+    pub fn readv_at(&self, bufs: &mut [IoSliceMut<'_>], offset: u64) -> Result<usize> {
+        // IoSliceMut is ABI-compatible with struct iovec on Unix.
+        unsafe { self.readv_at_raw(bufs.as_ptr() as *const libc::iovec, bufs.len(), offset) }
+    }
+
+    /// # Safety
+    /// `iov` must point at `iovcnt` iovecs whose buffers are valid for writes.
+    pub unsafe fn readv_at_raw(&self, iov: *const libc::iovec, iovcnt: usize, offset: u64) -> Result<usize> {
+        let n = self.run(OpKind::Readv { iov, iovcnt }, offset, || format!("readv of {iovcnt} buffers at offset {offset}"))?;
+        Ok(n as usize)
+    }
+
+    pub fn writev_at(&self, bufs: &[IoSlice<'_>], offset: u64) -> Result<usize> {
+        unsafe { self.writev_at_raw(bufs.as_ptr() as *const libc::iovec, bufs.len(), offset) }
+    }
+
+    /// # Safety
+    /// `iov` must point at `iovcnt` iovecs whose buffers are valid for reads.
+    pub unsafe fn writev_at_raw(&self, iov: *const libc::iovec, iovcnt: usize, offset: u64) -> Result<usize> {
+        let n = self.run(OpKind::Writev { iov, iovcnt }, offset, || format!("writev of {iovcnt} buffers at offset {offset}"))?;
+        Ok(n as usize)
+    }
+
+    /// fsync(2): data and metadata on stable storage.
+    pub fn sync(&self) -> Result<()> {
+        self.run(OpKind::Fsync, 0, || "fsync".into()).map(drop)
+    }
+
+    /// fdatasync(2): data (and the metadata needed to read it) on stable storage.
+    pub fn datasync(&self) -> Result<()> {
+        self.run(OpKind::Fdatasync, 0, || "fdatasync".into()).map(drop)
+    }
+
+    /// Reserves `len` bytes at `offset` (fallocate mode 0; the size grows).
+    pub fn allocate(&self, offset: u64, len: u64) -> Result<()> {
+        check_range(offset, len)?;
+        self.run(OpKind::Fallocate { mode: 0, len }, offset, || format!("fallocate of {len} bytes at offset {offset}"))
+            .map(drop)
+    }
+
+    /// Sets the file size to `len`.
+    pub fn truncate(&self, len: u64) -> Result<()> {
+        check_range(0, len)?;
+        self.run(OpKind::Ftruncate { len }, 0, || format!("ftruncate to {len} bytes")).map(drop)
+    }
+
+    /// The current size in bytes.
+    pub fn size(&self) -> Result<u64> {
+        nix::sys::stat::fstat(&self.fd)
+            .map(|st| st.st_size as u64)
+            .map_err(|e| Error::os(e as i32, format_args!("{}: fstat", self.path.display())))
+    }
+
+    /// Closes the file, reporting an error from close(2).
+    pub fn close(self) -> Result<()> {
+        let fd = self.fd.into_raw_fd();
+        // SAFETY: we own fd; it is not used again whatever close returns.
+        if unsafe { libc::close(fd) } != 0 {
+            let err = std::io::Error::last_os_error();
+            return Err(Error::from_io(err, format_args!("{}: close", self.path.display())));
+        }
+        Ok(())
+    }
+}
+
+fn check_range(offset: u64, len: u64) -> Result<()> {
+    if offset > i64::MAX as u64 || len > i64::MAX as u64 || offset.checked_add(len).is_none_or(|e| e > i64::MAX as u64) {
+        return Err(Error::invalid(format!("offset {offset} + length {len} exceeds the largest file offset")));
+    }
+    Ok(())
+}

@@ -1,0 +1,240 @@
+//! Runtime: configuration, environment, backend detection, capabilities.
+
+use std::sync::Arc;
+
+use crate::engine::pool::PoolBackend;
+use crate::engine::uring::{RingInfo, RingParams, UringBackend};
+use crate::engine::{Backend, BackendKind, Engine};
+use crate::error::{Error, Result};
+use crate::metrics::Metrics;
+
+/// Which backend to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BackendChoice {
+    /// io_uring when it works, else the thread pool (the reason is recorded).
+    /// `RUSTFS_ENABLE_IO_URING` may force either.
+    #[default]
+    Auto,
+    /// io_uring or fail with the reason.
+    IoUring,
+    /// Never io_uring.
+    ThreadPool,
+}
+
+pub const ENV_ENABLE_IO_URING: &str = "RUSTFS_ENABLE_IO_URING";
+pub const ENV_MAX_CONCURRENT: &str = "RUSTFS_MAX_CONCURRENT_FILE_OPS";
+pub const DEFAULT_QUEUE_DEPTH: u32 = 256;
+pub const DEFAULT_MAX_CONCURRENT_OPS: u32 = 1024;
+
+/// Runtime configuration. `None` fields take the environment, then the default.
+#[derive(Debug, Clone, Default)]
+pub struct RuntimeConfig {
+    pub backend: BackendChoice,
+    /// Submission queue entries per ring (the CQ gets twice as many).
+    pub queue_depth: Option<u32>,
+    /// Bound on operations in flight in this runtime; callers beyond it wait.
+    pub max_concurrent_ops: Option<u32>,
+    /// Thread-pool workers, and the io-wq worker bound per ring.
+    pub worker_threads: Option<u32>,
+}
+
+/// The settings actually in use, after environment and defaults.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    pub queue_depth: u32,
+    pub max_concurrent_ops: u32,
+    pub worker_threads: u32,
+}
+
+/// What a runtime can do and why, for `rio_runtime_capabilities` and `rio probe`.
+#[derive(Debug, Clone)]
+pub struct Capabilities {
+    pub backend: BackendKind,
+    pub kernel_release: String,
+    /// Present when io_uring was set up (it may still be unused: thread_pool requested).
+    pub ring: Option<RingInfo>,
+    /// Why io_uring is not in use, when it is not.
+    pub io_uring_unavailable_reason: Option<String>,
+    pub settings: Resolved,
+}
+
+pub(crate) struct RuntimeInner {
+    pub engine: Engine,
+    pub caps: Capabilities,
+    uring: Option<Arc<UringBackend>>,
+}
+
+/// A runtime: one engine (io_uring or thread pool) shared by its files and
+/// WALs. Cheap to clone; the engine lives until the last clone and the last
+/// file/WAL using it are dropped.
+#[derive(Clone)]
+pub struct Runtime {
+    pub(crate) inner: Arc<RuntimeInner>,
+}
+
+fn env_bool(name: &str) -> Result<Option<bool>> {
+    match std::env::var(name) {
+        Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(_) => Err(Error::invalid(format!("{name}: value is not valid UTF-8"))),
+        Ok(v) => match v.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" => Ok(Some(true)),
+            "false" | "0" => Ok(Some(false)),
+            _ => Err(Error::invalid(format!("{name}={v:?}: expected \"true\" or \"false\""))),
+        },
+    }
+}
+
+fn env_count(name: &str) -> Result<Option<u32>> {
+    match std::env::var(name) {
+        Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(_) => Err(Error::invalid(format!("{name}: value is not valid UTF-8"))),
+        Ok(v) => match v.trim().parse::<u32>() {
+            Ok(n) if n > 0 => Ok(Some(n)),
+            _ => Err(Error::invalid(format!("{name}={v:?}: expected a positive integer"))),
+        },
+    }
+}
+
+fn kernel_release() -> String {
+    nix::sys::utsname::uname()
+        .map(|u| u.release().to_string_lossy().into_owned())
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+fn default_workers() -> u32 {
+    let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2) as u32;
+    (cpus * 2).clamp(4, 64)
+}
+
+impl RuntimeConfig {
+    fn resolve(&self) -> Result<(BackendChoice, Resolved)> {
+        if let Some(0) = self.queue_depth {
+            return Err(Error::invalid("queue_depth: must be positive"));
+        }
+        if self.queue_depth.is_some_and(|q| q > 32768) {
+            return Err(Error::invalid("queue_depth: at most 32768"));
+        }
+        if let Some(0) = self.max_concurrent_ops {
+            return Err(Error::invalid("max_concurrent_ops: must be positive"));
+        }
+        if self.worker_threads.is_some_and(|w| w == 0 || w > 1024) {
+            return Err(Error::invalid("worker_threads: must be between 1 and 1024"));
+        }
+        // Both variables are checked even when a field overrides them: an
+        // invalid value is an error, never silently ignored.
+        let env_uring = env_bool(ENV_ENABLE_IO_URING)?;
+        let env_max = env_count(ENV_MAX_CONCURRENT)?;
+        let backend = match (self.backend, env_uring) {
+            (BackendChoice::Auto, Some(true)) => BackendChoice::IoUring,
+            (BackendChoice::Auto, Some(false)) => BackendChoice::ThreadPool,
+            (explicit, _) => explicit,
+        };
+        Ok((
+            backend,
+            Resolved {
+                queue_depth: self.queue_depth.unwrap_or(DEFAULT_QUEUE_DEPTH),
+                max_concurrent_ops: self.max_concurrent_ops.or(env_max).unwrap_or(DEFAULT_MAX_CONCURRENT_OPS),
+                worker_threads: self.worker_threads.unwrap_or_else(default_workers),
+            },
+        ))
+    }
+}
+
+impl Runtime {
+    /// Opens a runtime. With `BackendChoice::Auto`, any io_uring setup
+    /// failure falls back to the thread pool and is recorded in
+    /// `capabilities().io_uring_unavailable_reason`.
+    pub fn new(config: &RuntimeConfig) -> Result<Runtime> {
+        let (choice, settings) = config.resolve()?;
+        let metrics = Arc::new(Metrics::default());
+        let (uring, reason) = match choice {
+            BackendChoice::ThreadPool => (None, Some("thread_pool backend requested".to_string())),
+            _ => match UringBackend::probe(ring_params(&settings)) {
+                Ok(b) => (Some(Arc::new(b)), None),
+                Err(why) if choice == BackendChoice::IoUring => {
+                    return Err(Error::new(libc::EOPNOTSUPP, format!("io_uring backend required but unavailable: {why}")));
+                }
+                Err(why) => {
+                    tracing::warn!(reason = %why, "io_uring unavailable; using the thread pool");
+                    (None, Some(why))
+                }
+            },
+        };
+        let backend: Box<dyn Backend> = match &uring {
+            Some(u) => Box::new(SharedUring(u.clone())),
+            None => Box::new(
+                PoolBackend::new(settings.worker_threads as usize)
+                    .map_err(|e| Error::from_io(e, "thread pool: cannot start workers"))?,
+            ),
+        };
+        let kind = backend.kind();
+        let caps = Capabilities {
+            backend: kind,
+            kernel_release: kernel_release(),
+            ring: uring.as_ref().map(|u| u.info().clone()),
+            io_uring_unavailable_reason: reason,
+            settings: settings.clone(),
+        };
+        tracing::info!(backend = kind.name(), "runtime opened");
+        let engine = Engine::new(backend, settings.max_concurrent_ops as usize, metrics);
+        Ok(Runtime { inner: Arc::new(RuntimeInner { engine, caps, uring }) })
+    }
+
+    /// A runtime from defaults and the environment.
+    pub fn from_env() -> Result<Runtime> {
+        Runtime::new(&RuntimeConfig::default())
+    }
+
+    pub fn backend(&self) -> BackendKind {
+        self.inner.engine.kind()
+    }
+
+    pub fn capabilities(&self) -> &Capabilities {
+        &self.inner.caps
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.engine.metrics
+    }
+
+    /// SQEs this runtime has handed to the kernel (0 on the thread pool):
+    /// proof that io_uring is really used.
+    pub fn sqes_submitted(&self) -> u64 {
+        self.inner.uring.as_ref().map_or(0, |u| u.sqes_submitted.load(std::sync::atomic::Ordering::Relaxed))
+    }
+
+    /// Prometheus text exposition of this runtime's metrics.
+    pub fn metrics_prometheus(&self) -> String {
+        let mut out = String::new();
+        crate::metrics::family(&mut out, "rio_backend_info", "gauge", "The backend in use (1 for the active one).");
+        for kind in [BackendKind::IoUring, BackendKind::ThreadPool] {
+            let on = u8::from(kind == self.backend());
+            out.push_str(&format!("rio_backend_info{{backend=\"{}\"}} {on}\n", kind.name()));
+        }
+        crate::metrics::family(&mut out, "rio_io_uring_sqes_submitted_total", "counter", "SQEs handed to the kernel.");
+        out.push_str(&format!("rio_io_uring_sqes_submitted_total {}\n", self.sqes_submitted()));
+        self.inner.engine.metrics.render(&mut out, self.inner.engine.in_flight());
+        out
+    }
+
+    pub(crate) fn engine(&self) -> &Engine {
+        &self.inner.engine
+    }
+}
+
+fn ring_params(s: &Resolved) -> RingParams {
+    let sq = s.queue_depth.next_power_of_two();
+    RingParams { sq_entries: sq, cq_entries: sq * 2, iowq_max_workers: [s.worker_threads, s.worker_threads] }
+}
+
+/// Lets the engine own a backend the runtime also inspects (counters, info).
+struct SharedUring(Arc<UringBackend>);
+
+impl Backend for SharedUring {
+    fn kind(&self) -> BackendKind {
+        self.0.kind()
+    }
+    unsafe fn execute(&self, ops: &mut [crate::engine::Op]) {
+        unsafe { self.0.execute(ops) }
+    }
+}
