@@ -27,7 +27,12 @@ header: lib
 setup:
 	./scripts/setup.sh
 
-test: setup lib test-rust test-exports test-c
+# Each mk/*.mk adds its suite to TEST_SUITES (Python, Go, WAL crash test,
+# benchmark smoke run...), so suites can be added without editing this file.
+TEST_SUITES :=
+include $(sort $(wildcard mk/*.mk))
+
+test: setup lib test-rust test-exports test-c $(TEST_SUITES)
 	@echo "make test: all suites passed"
 
 test-rust:
