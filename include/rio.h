@@ -46,21 +46,50 @@
  */
 #define RIO_OP_FDATASYNC 3
 
+/*
+ Alignment of every buffer returned by `rio_buf_alloc` (a page).
+ */
+#define RIO_BUF_ALIGN 4096
 
+/*
+ Open for reading.
+ */
+#define RIO_OPEN_READ (1 << 0)
 
+/*
+ Open for writing (with RIO_OPEN_READ: both).
+ */
+#define RIO_OPEN_WRITE (1 << 1)
 
+/*
+ Create the file if missing (with `mode`).
+ */
+#define RIO_OPEN_CREATE (1 << 2)
 
+/*
+ Truncate to 0 bytes on open (needs RIO_OPEN_WRITE).
+ */
+#define RIO_OPEN_TRUNCATE (1 << 3)
 
+/*
+ Fail with -EEXIST if the file exists (needs RIO_OPEN_CREATE).
+ */
+#define RIO_OPEN_EXCL (1 << 4)
 
+/*
+ Every write goes to the end of the file; the offset is ignored (O_APPEND).
+ */
+#define RIO_OPEN_APPEND (1 << 5)
 
+/*
+ O_DIRECT: buffers, offsets and lengths must be aligned (see rio_buf_alloc).
+ */
+#define RIO_OPEN_DIRECT (1 << 6)
 
-
-
-
-
-
-
-
+/*
+ O_DSYNC: every write is durable when it returns.
+ */
+#define RIO_OPEN_DSYNC (1 << 7)
 
 /*
  Largest iovec count accepted by the vectored calls (IOV_MAX).

@@ -6,7 +6,10 @@ use super::{fail, ffi_boundary};
 use crate::Error;
 
 /// Alignment of every buffer returned by `rio_buf_alloc` (a page).
-pub const RIO_BUF_ALIGN: usize = crate::buf::BUF_ALIGN;
+pub const RIO_BUF_ALIGN: usize = 4096;
+
+// A literal so cbindgen emits it into rio.h; must equal the allocator's alignment.
+const _: () = assert!(RIO_BUF_ALIGN == crate::buf::BUF_ALIGN);
 
 /// Allocates `len` zeroed bytes aligned to RIO_BUF_ALIGN, enough for
 /// O_DIRECT on any file. Free with `rio_buf_free`. Returns NULL for `len` 0 or when out of memory, with

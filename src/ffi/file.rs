@@ -12,24 +12,38 @@ use crate::Error;
 pub struct rio_file_t(pub(crate) DiskFile);
 
 /// Open for reading.
-pub const RIO_OPEN_READ: u32 = open_flags::READ;
+pub const RIO_OPEN_READ: u32 = 1 << 0;
 /// Open for writing (with RIO_OPEN_READ: both).
-pub const RIO_OPEN_WRITE: u32 = open_flags::WRITE;
+pub const RIO_OPEN_WRITE: u32 = 1 << 1;
 /// Create the file if missing (with `mode`).
-pub const RIO_OPEN_CREATE: u32 = open_flags::CREATE;
+pub const RIO_OPEN_CREATE: u32 = 1 << 2;
 /// Truncate to 0 bytes on open (needs RIO_OPEN_WRITE).
-pub const RIO_OPEN_TRUNCATE: u32 = open_flags::TRUNCATE;
+pub const RIO_OPEN_TRUNCATE: u32 = 1 << 3;
 /// Fail with -EEXIST if the file exists (needs RIO_OPEN_CREATE).
-pub const RIO_OPEN_EXCL: u32 = open_flags::EXCL;
+pub const RIO_OPEN_EXCL: u32 = 1 << 4;
 /// Every write goes to the end of the file; the offset is ignored (O_APPEND).
-pub const RIO_OPEN_APPEND: u32 = open_flags::APPEND;
+pub const RIO_OPEN_APPEND: u32 = 1 << 5;
 /// O_DIRECT: buffers, offsets and lengths must be aligned (see rio_buf_alloc).
-pub const RIO_OPEN_DIRECT: u32 = open_flags::DIRECT;
+pub const RIO_OPEN_DIRECT: u32 = 1 << 6;
 /// O_DSYNC: every write is durable when it returns.
-pub const RIO_OPEN_DSYNC: u32 = open_flags::DSYNC;
+pub const RIO_OPEN_DSYNC: u32 = 1 << 7;
 
 /// Largest iovec count accepted by the vectored calls (IOV_MAX).
 pub const RIO_IOV_MAX: c_int = 1024;
+
+// The RIO_OPEN_* values are literals so cbindgen can emit them into rio.h
+// (it cannot resolve paths such as `open_flags::READ`); they must stay
+// equal to the flags DiskFile::open understands.
+const _: () = {
+    assert!(RIO_OPEN_READ == open_flags::READ);
+    assert!(RIO_OPEN_WRITE == open_flags::WRITE);
+    assert!(RIO_OPEN_CREATE == open_flags::CREATE);
+    assert!(RIO_OPEN_TRUNCATE == open_flags::TRUNCATE);
+    assert!(RIO_OPEN_EXCL == open_flags::EXCL);
+    assert!(RIO_OPEN_APPEND == open_flags::APPEND);
+    assert!(RIO_OPEN_DIRECT == open_flags::DIRECT);
+    assert!(RIO_OPEN_DSYNC == open_flags::DSYNC);
+};
 
 fn file<'a>(f: *mut rio_file_t) -> &'a DiskFile {
     // SAFETY: callers check NULL first; the handle is live per the API contract.
