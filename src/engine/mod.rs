@@ -354,3 +354,57 @@ fn blocking_syscall(op: &Op, progress: &Progress) -> i64 {
         res
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn iov(buf: &mut [u8]) -> libc::iovec {
+        libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() }
+    }
+
+    #[test]
+    fn short_read_is_continued_from_where_it_stopped() {
+        let mut buf = [0u8; 100];
+        let mut op = Op::new(3, OpKind::Read { buf: buf.as_mut_ptr(), len: 100 }, 1000);
+        let mut p = Progress::new(&op);
+        assert_eq!(p.complete(&mut op, 30), After::Resubmit);
+        let Step::Buf { addr, len, offset } = p.step(&op) else { panic!() };
+        assert_eq!((addr as usize - buf.as_ptr() as usize, len, offset), (30, 70, 1030));
+        assert_eq!(p.complete(&mut op, -(libc::EINTR as i64)), After::Resubmit);
+        assert_eq!(p.complete(&mut op, -(libc::EAGAIN as i64)), After::Resubmit);
+        assert_eq!(p.complete(&mut op, 20), After::Resubmit);
+        // End of file: the read is short, with what was read so far.
+        assert_eq!(p.complete(&mut op, 0), After::Done);
+        assert_eq!(op.result, 50);
+    }
+
+    #[test]
+    fn short_vectored_write_advances_across_iovecs() {
+        let (mut a, mut b, mut c) = ([0u8; 10], [0u8; 20], [0u8; 30]);
+        let v = [iov(&mut a), iov(&mut b), iov(&mut c)];
+        let mut op = Op::new(3, OpKind::Writev { iov: v.as_ptr(), iovcnt: 3 }, 0);
+        let mut p = Progress::new(&op);
+        assert_eq!(p.complete(&mut op, 15), After::Resubmit);
+        let Step::Iov { iov, iovcnt, offset } = p.step(&op) else { panic!() };
+        let rest = iov_slice(iov, iovcnt);
+        assert_eq!((rest.len(), offset), (2, 15));
+        assert_eq!(rest[0].iov_base as usize, b.as_ptr() as usize + 5);
+        assert_eq!(rest[0].iov_len, 15);
+        assert_eq!(p.complete(&mut op, 45), After::Done);
+        assert_eq!(op.result, 60);
+    }
+
+    #[test]
+    fn errors_end_the_op_and_zero_byte_writes_do_not_loop() {
+        let data = [1u8; 8];
+        let mut op = Op::new(3, OpKind::Write { buf: data.as_ptr(), len: 8 }, 0);
+        let mut p = Progress::new(&op);
+        assert_eq!(p.complete(&mut op, 0), After::Done);
+        assert_eq!(op.result, -(libc::EIO as i64));
+        let mut op = Op::new(3, OpKind::Fdatasync, 0);
+        let mut p = Progress::new(&op);
+        assert_eq!(p.complete(&mut op, -(libc::ENOSPC as i64)), After::Done);
+        assert_eq!(op.result, -(libc::ENOSPC as i64));
+    }
+}

@@ -197,3 +197,33 @@ pub extern "C" fn rio_strerror(err: c_int) -> *const c_char {
 pub extern "C" fn rio_last_error_message() -> *const c_char {
     LAST_ERROR.with(|e| e.borrow().as_ptr())
 }
+
+#[cfg(test)]
+mod tests {
+    /// include/rio.h is checked in; it must be what the pinned cbindgen
+    /// generates from the current sources (`make header` refreshes it).
+    #[test]
+    fn checked_in_header_is_fresh() {
+        let generated = include_str!(concat!(env!("OUT_DIR"), "/rio.h"));
+        let checked_in = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/include/rio.h")).unwrap();
+        assert!(generated == checked_in, "include/rio.h is stale: run `make header` and commit it");
+    }
+
+    /// Every name the header declares carries the library's prefix.
+    #[test]
+    fn header_names_are_prefixed() {
+        let header = include_str!(concat!(env!("OUT_DIR"), "/rio.h"));
+        for line in header.lines() {
+            let name = if let Some(rest) = line.strip_prefix("#define ") {
+                rest.split_whitespace().next()
+            } else if line.starts_with("} ") {
+                line.trim_start_matches("} ").strip_suffix(';')
+            } else {
+                None
+            };
+            if let Some(name) = name {
+                assert!(name.starts_with("RIO_") || name.starts_with("rio_"), "unprefixed name in rio.h: {name}");
+            }
+        }
+    }
+}
