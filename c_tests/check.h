@@ -1,17 +1,41 @@
 /* Tiny test harness for the C test programs: CHECK records a pass or a
  * failure (with file:line and the library's last error message), and
- * check_summary() prints "N passed, N failed" and gives the exit status. */
+ * check_summary() prints "N passed, N failed" and gives the exit status.
+ *
+ * Helpers for running one test function on both backends:
+ *   check_for_each_backend(fn)   opens one runtime per enabled backend and
+ *                                calls fn(rt) with check_ctx naming it;
+ *   check_backend_enabled(b)     honours RIO_CTEST_BACKENDS, a comma list of
+ *                                "io_uring" / "thread_pool" (default: both;
+ *                                the valgrind run uses thread_pool only);
+ *   check_runtime_open(b, cfg)   opens a runtime on backend b (cfg may be
+ *                                NULL); returns NULL and prints SKIP when
+ *                                io_uring is unavailable on this machine,
+ *                                unless RIO_CTEST_REQUIRE_IO_URING=1.
+ * Counters are atomic so CHECK may be used from several threads. */
 #ifndef RIO_CHECK_H
 #define RIO_CHECK_H
 
 #include <errno.h>
+#include <ftw.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "rio.h"
 
-static int check_passed, check_failed;
+static atomic_int check_passed, check_failed;
+
+/* Names the backend (or phase) a failure happened in; set by the helpers. */
+static _Thread_local const char *check_ctx = "";
+
+#define CHECK_FAIL_PRINT_(fmt, ...)                                              \
+    fprintf(stderr, "  FAIL %s:%d%s%s%s: " fmt " (last error: %s)\n", __FILE__,  \
+            __LINE__, check_ctx[0] ? " [" : "", check_ctx, check_ctx[0] ? "]" : "", \
+            __VA_ARGS__, rio_last_error_message())
 
 #define CHECK(cond)                                                              \
     do {                                                                         \
@@ -19,8 +43,7 @@ static int check_passed, check_failed;
             check_passed++;                                                      \
         } else {                                                                 \
             check_failed++;                                                      \
-            fprintf(stderr, "  FAIL %s:%d: %s (last error: %s)\n", __FILE__,     \
-                    __LINE__, #cond, rio_last_error_message());                  \
+            CHECK_FAIL_PRINT_("%s", #cond);                                      \
         }                                                                        \
     } while (0)
 
@@ -32,28 +55,157 @@ static int check_passed, check_failed;
             check_passed++;                                                      \
         } else {                                                                 \
             check_failed++;                                                      \
-            fprintf(stderr, "  FAIL %s:%d: %s == %lld, want %lld (last error: %s)\n", \
-                    __FILE__, __LINE__, #expr, got_, want_, rio_last_error_message()); \
+            CHECK_FAIL_PRINT_("%s == %lld, want %lld", #expr, got_, want_);      \
         }                                                                        \
     } while (0)
 
 /* CHECK that the last error message mentions `needle`. */
 #define CHECK_MSG(needle) CHECK(strstr(rio_last_error_message(), (needle)) != NULL)
 
+/* CHECK that `expr` fails with `want` (a -errno) and that the message then
+ * mentions `needle` (e.g. the function name or the path). */
+#define CHECK_ERR(expr, want, needle)                                            \
+    do {                                                                         \
+        long long got_ = (long long)(expr), want_ = (long long)(want);           \
+        const char *msg_ = rio_last_error_message();                             \
+        if (got_ == want_ && msg_ && strstr(msg_, (needle)) != NULL) {           \
+            check_passed++;                                                      \
+        } else {                                                                 \
+            check_failed++;                                                      \
+            CHECK_FAIL_PRINT_("%s == %lld, want %lld with a message naming \"%s\"", \
+                              #expr, got_, want_, (needle));                     \
+        }                                                                        \
+    } while (0)
+
 static inline int check_summary(const char *name) {
-    printf("%s: %d passed, %d failed\n", name, check_passed, check_failed);
-    return check_failed == 0 ? 0 : 1;
+    printf("%s: %d passed, %d failed\n", name, atomic_load(&check_passed),
+           atomic_load(&check_failed));
+    return atomic_load(&check_failed) == 0 ? 0 : 1;
 }
 
 /* Makes a fresh scratch directory; returns its path in buf. */
 static inline const char *check_tmpdir(char *buf, size_t cap) {
     const char *base = getenv("TMPDIR");
-    snprintf(buf, cap, "%s/rio-ctest-XXXXXX", base ? base : "/tmp");
+    snprintf(buf, cap, "%s/rio-ctest-XXXXXX", base && base[0] ? base : "/tmp");
     if (!mkdtemp(buf)) {
         perror("mkdtemp");
         exit(2);
     }
     return buf;
+}
+
+static inline int check_rm_entry_(const char *path, const struct stat *st, int type, struct FTW *ftw) {
+    (void)st;
+    (void)ftw;
+    int rc = (type == FTW_DP) ? rmdir(path) : unlink(path);
+    if (rc != 0)
+        perror(path);
+    return 0;
+}
+
+/* Removes a scratch directory and everything in it. */
+static inline void check_rmtree(const char *dir) {
+    nftw(dir, check_rm_entry_, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* Joins dir and name into buf (for file paths inside a scratch directory). */
+static inline const char *check_path(char *buf, size_t cap, const char *dir, const char *name) {
+    snprintf(buf, cap, "%s/%s", dir, name);
+    return buf;
+}
+
+static inline const char *check_backend_name(uint32_t backend) {
+    switch (backend) {
+    case RIO_BACKEND_IO_URING: return "io_uring";
+    case RIO_BACKEND_THREAD_POOL: return "thread_pool";
+    case RIO_BACKEND_AUTO: return "auto";
+    default: return "unknown";
+    }
+}
+
+/* Whether RIO_CTEST_BACKENDS (default "io_uring,thread_pool") enables `backend`. */
+static inline int check_backend_enabled(uint32_t backend) {
+    const char *list = getenv("RIO_CTEST_BACKENDS");
+    if (!list || !list[0])
+        return 1;
+    const char *name = check_backend_name(backend);
+    size_t n = strlen(name);
+    for (const char *p = list; (p = strstr(p, name)) != NULL; p += n) {
+        int starts = (p == list || p[-1] == ',');
+        int ends = (p[n] == '\0' || p[n] == ',');
+        if (starts && ends)
+            return 1;
+    }
+    return 0;
+}
+
+/* Opens a runtime on `backend` with `cfg` (NULL: defaults). Returns NULL
+ * (after printing why) when io_uring is unavailable and not required;
+ * any other failure is a test failure. */
+static inline rio_runtime_t *check_runtime_open(uint32_t backend, const rio_runtime_config_t *cfg) {
+    rio_runtime_config_t c;
+    if (cfg) {
+        c = *cfg;
+    } else {
+        rio_runtime_config_default(&c);
+    }
+    c.backend = backend;
+    rio_runtime_t *rt = NULL;
+    int rc = rio_runtime_open(&c, &rt);
+    if (rc == -EOPNOTSUPP && backend == RIO_BACKEND_IO_URING) {
+        const char *req = getenv("RIO_CTEST_REQUIRE_IO_URING");
+        if (req && strcmp(req, "1") == 0) {
+            CHECK_EQ(rc, 0);
+        } else {
+            printf("  SKIP io_uring backend: %s\n", rio_last_error_message());
+        }
+        return NULL;
+    }
+    CHECK_EQ(rc, 0);
+    if (rc == 0)
+        CHECK_EQ(rio_runtime_backend(rt), backend);
+    return rt;
+}
+
+static const uint32_t check_backends[2] = {RIO_BACKEND_IO_URING, RIO_BACKEND_THREAD_POOL};
+
+/* Runs fn(rt) once per enabled backend, each on a fresh default runtime. */
+static inline void check_for_each_backend(void (*fn)(rio_runtime_t *rt)) {
+    for (int i = 0; i < 2; i++) {
+        if (!check_backend_enabled(check_backends[i]))
+            continue;
+        rio_runtime_t *rt = check_runtime_open(check_backends[i], NULL);
+        if (!rt)
+            continue;
+        check_ctx = check_backend_name(check_backends[i]);
+        fn(rt);
+        check_ctx = "";
+        rio_runtime_close(rt);
+    }
+}
+
+/* A deterministic byte pattern: byte i of stream `seed`. */
+static inline unsigned char check_pattern(uint64_t seed, uint64_t i) {
+    uint64_t x = (seed + 1) * 0x9E3779B97F4A7C15ull + i;
+    x ^= x >> 29;
+    x *= 0xBF58476D1CE4E5B9ull;
+    x ^= x >> 32;
+    return (unsigned char)x;
+}
+
+static inline void check_fill(void *buf, size_t len, uint64_t seed, uint64_t start) {
+    unsigned char *p = buf;
+    for (size_t i = 0; i < len; i++)
+        p[i] = check_pattern(seed, start + i);
+}
+
+/* Whether buf holds the pattern of `seed` from `start`. */
+static inline int check_verify(const void *buf, size_t len, uint64_t seed, uint64_t start) {
+    const unsigned char *p = buf;
+    for (size_t i = 0; i < len; i++)
+        if (p[i] != check_pattern(seed, start + i))
+            return 0;
+    return 1;
 }
 
 #endif
