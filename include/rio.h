@@ -301,13 +301,13 @@ int rio_file_open(rio_runtime_t *rt,
  fewer than `len` only at end of file. `-EINVAL` for NULL `f`, NULL `buf`
  with `len` > 0, or O_DIRECT misalignment (the message names it).
  */
-int64_t rio_file_read_at(rio_file_t *f, uint8_t *buf, size_t len, uint64_t offset);
+int64_t rio_file_read_at(rio_file_t *f, void *buf, size_t len, uint64_t offset);
 
 /*
  Writes all `len` bytes of `buf` at `offset`. Returns `len`, or `-errno`
  (nothing is reported as a short write).
  */
-int64_t rio_file_write_at(rio_file_t *f, const uint8_t *buf, size_t len, uint64_t offset);
+int64_t rio_file_write_at(rio_file_t *f, const void *buf, size_t len, uint64_t offset);
 
 /*
  Reads into `iovcnt` buffers (scatter) starting at `offset`. Returns bytes

@@ -1,6 +1,6 @@
 //! `rio_file_t`: a boxed `DiskFile`.
 
-use std::ffi::{c_char, c_int};
+use std::ffi::{c_char, c_int, c_void};
 
 use super::runtime::rio_runtime_t;
 use super::{c_path, check_buf, check_null, fail, ffi_boundary, finish};
@@ -83,11 +83,11 @@ pub extern "C" fn rio_file_open(
 /// fewer than `len` only at end of file. `-EINVAL` for NULL `f`, NULL `buf`
 /// with `len` > 0, or O_DIRECT misalignment (the message names it).
 #[no_mangle]
-pub extern "C" fn rio_file_read_at(f: *mut rio_file_t, buf: *mut u8, len: usize, offset: u64) -> i64 {
+pub extern "C" fn rio_file_read_at(f: *mut rio_file_t, buf: *mut c_void, len: usize, offset: u64) -> i64 {
     ffi_boundary!("rio_file_read_at", {
         check_null!("rio_file_read_at", f);
         check_buf!("rio_file_read_at", buf, len);
-        let r = unsafe { file(f).read_at_raw(buf, len, offset) };
+        let r = unsafe { file(f).read_at_raw(buf as *mut u8, len, offset) };
         finish("rio_file_read_at", r.map(|n| n as i64))
     })
 }
@@ -95,11 +95,11 @@ pub extern "C" fn rio_file_read_at(f: *mut rio_file_t, buf: *mut u8, len: usize,
 /// Writes all `len` bytes of `buf` at `offset`. Returns `len`, or `-errno`
 /// (nothing is reported as a short write).
 #[no_mangle]
-pub extern "C" fn rio_file_write_at(f: *mut rio_file_t, buf: *const u8, len: usize, offset: u64) -> i64 {
+pub extern "C" fn rio_file_write_at(f: *mut rio_file_t, buf: *const c_void, len: usize, offset: u64) -> i64 {
     ffi_boundary!("rio_file_write_at", {
         check_null!("rio_file_write_at", f);
         check_buf!("rio_file_write_at", buf, len);
-        let r = unsafe { file(f).write_at_raw(buf, len, offset) };
+        let r = unsafe { file(f).write_at_raw(buf as *const u8, len, offset) };
         finish("rio_file_write_at", r.map(|n| n as i64))
     })
 }
