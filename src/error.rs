@@ -69,12 +69,3 @@ pub fn strerror(errno: i32) -> String {
         .unwrap_or_default()
         .to_string()
 }
-
-/// Converts a raw syscall-style result (`-errno` or a count) into a Result.
-pub(crate) fn check_errno(res: i64, context: impl fmt::Display) -> Result<u64> {
-    if res < 0 {
-        Err(Error::os((-res) as i32, context))
-    } else {
-        Ok(res as u64)
-    }
-}

@@ -7,7 +7,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use crate::engine::{Op, OpKind};
-use crate::error::{check_errno, Error, Result};
+use crate::error::{Error, Result};
 use crate::runtime::Runtime;
 
 /// `rio_file_open` flags.
@@ -179,7 +179,11 @@ impl DiskFile {
         let op = self.prepare(kind, offset)?;
         // SAFETY: callers pass pointers valid for the op's length for this call.
         let res = unsafe { self.rt.engine().execute_one(op) };
-        check_errno(res, format_args!("{}: {}", self.path.display(), what()))
+        if res < 0 {
+            // The message is built only on failure: the hot path formats nothing.
+            return Err(Error::os((-res) as i32, format_args!("{}: {}", self.path.display(), what())));
+        }
+        Ok(res as u64)
     }
 
     /// Reads into `buf` at `offset`; returns fewer bytes only at end of file.

@@ -203,6 +203,12 @@ impl Runtime {
         self.inner.uring.as_ref().map_or(0, |u| u.sqes_submitted.load(std::sync::atomic::Ordering::Relaxed))
     }
 
+    /// Lone reads the io_uring backend served from the page cache without
+    /// the ring (0 on the thread pool).
+    pub fn inline_reads(&self) -> u64 {
+        self.inner.uring.as_ref().map_or(0, |u| u.inline_reads.load(std::sync::atomic::Ordering::Relaxed))
+    }
+
     /// Prometheus text exposition of this runtime's metrics.
     pub fn metrics_prometheus(&self) -> String {
         let mut out = String::new();
@@ -213,6 +219,13 @@ impl Runtime {
         }
         crate::metrics::family(&mut out, "rio_io_uring_sqes_submitted_total", "counter", "SQEs handed to the kernel.");
         out.push_str(&format!("rio_io_uring_sqes_submitted_total {}\n", self.sqes_submitted()));
+        crate::metrics::family(
+            &mut out,
+            "rio_io_uring_inline_reads_total",
+            "counter",
+            "Lone reads served from the page cache by preadv2(RWF_NOWAIT) instead of the ring.",
+        );
+        out.push_str(&format!("rio_io_uring_inline_reads_total {}\n", self.inline_reads()));
         self.inner.engine.metrics.render(&mut out, self.inner.engine.in_flight());
         out
     }

@@ -286,6 +286,17 @@ fn io_uring_is_really_used() {
     f.write_at(&[7; 4096], 0).unwrap();
     f.datasync().unwrap();
     assert_eq!(rt.sqes_submitted() - before, 2, "one SQE per op");
+    // A lone read of cached data is served by preadv2(RWF_NOWAIT)...
+    let mut buf = [0u8; 4096];
+    let (sqes, inline) = (rt.sqes_submitted(), rt.inline_reads());
+    assert_eq!(f.read_at(&mut buf, 0).unwrap(), 4096);
+    assert_eq!((rt.sqes_submitted() - sqes, rt.inline_reads() - inline), (0, 1));
+    // ...and once the cache is dropped, it goes through the ring.
+    assert_eq!(unsafe { libc::posix_fadvise(f.raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) }, 0);
+    let sqes = rt.sqes_submitted();
+    assert_eq!(f.read_at(&mut buf, 0).unwrap(), 4096);
+    assert_eq!(buf, [7; 4096]);
+    assert!(rt.sqes_submitted() > sqes, "an uncached read must use the ring");
     let pool = runtime(rio::BackendChoice::ThreadPool);
     let g = rw(&pool, dir.path(), "pool");
     g.write_at(&[7; 4096], 0).unwrap();
