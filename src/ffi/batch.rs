@@ -52,6 +52,9 @@ fn to_op(i: usize, op: &rio_op_t) -> crate::Result<Op> {
     if needs_buf && op.len > isize::MAX as u64 {
         return Err(bad("len is larger than the address space"));
     }
+    if needs_buf {
+        super::check_offset(op.offset).map_err(|e| e.context(format_args!("ops[{i}]")))?;
+    }
     let kind = match op.opcode {
         RIO_OP_READ => OpKind::Read { buf: op.buf as *mut u8, len: op.len as usize },
         RIO_OP_WRITE => OpKind::Write { buf: op.buf as *const u8, len: op.len as usize },

@@ -3,7 +3,7 @@
 use std::ffi::{c_char, c_int, c_void};
 
 use super::runtime::rio_runtime_t;
-use super::{c_path, check_buf, check_null, fail, ffi_boundary, finish};
+use super::{c_path, check_buf, check_null, check_offset, fail, ffi_boundary, finish};
 use crate::file::{open_flags, DiskFile};
 use crate::Error;
 
@@ -87,7 +87,7 @@ pub extern "C" fn rio_file_read_at(f: *mut rio_file_t, buf: *mut c_void, len: us
     ffi_boundary!("rio_file_read_at", {
         check_null!("rio_file_read_at", f);
         check_buf!("rio_file_read_at", buf, len);
-        let r = unsafe { file(f).read_at_raw(buf as *mut u8, len, offset) };
+        let r = check_offset(offset).and_then(|_| unsafe { file(f).read_at_raw(buf as *mut u8, len, offset) });
         finish("rio_file_read_at", r.map(|n| n as i64))
     })
 }
@@ -99,7 +99,7 @@ pub extern "C" fn rio_file_write_at(f: *mut rio_file_t, buf: *const c_void, len:
     ffi_boundary!("rio_file_write_at", {
         check_null!("rio_file_write_at", f);
         check_buf!("rio_file_write_at", buf, len);
-        let r = unsafe { file(f).write_at_raw(buf as *const u8, len, offset) };
+        let r = check_offset(offset).and_then(|_| unsafe { file(f).write_at_raw(buf as *const u8, len, offset) });
         finish("rio_file_write_at", r.map(|n| n as i64))
     })
 }
@@ -124,7 +124,8 @@ fn check_iov(iov: *const libc::iovec, iovcnt: c_int) -> crate::Result<usize> {
 pub extern "C" fn rio_file_readv_at(f: *mut rio_file_t, iov: *const libc::iovec, iovcnt: c_int, offset: u64) -> i64 {
     ffi_boundary!("rio_file_readv_at", {
         check_null!("rio_file_readv_at", f);
-        let r = check_iov(iov, iovcnt)
+        let r = check_offset(offset)
+            .and_then(|_| check_iov(iov, iovcnt))
             .and_then(|n| unsafe { file(f).readv_at_raw(iov, n, offset) });
         finish("rio_file_readv_at", r.map(|n| n as i64))
     })
@@ -136,7 +137,8 @@ pub extern "C" fn rio_file_readv_at(f: *mut rio_file_t, iov: *const libc::iovec,
 pub extern "C" fn rio_file_writev_at(f: *mut rio_file_t, iov: *const libc::iovec, iovcnt: c_int, offset: u64) -> i64 {
     ffi_boundary!("rio_file_writev_at", {
         check_null!("rio_file_writev_at", f);
-        let r = check_iov(iov, iovcnt)
+        let r = check_offset(offset)
+            .and_then(|_| check_iov(iov, iovcnt))
             .and_then(|n| unsafe { file(f).writev_at_raw(iov, n, offset) });
         finish("rio_file_writev_at", r.map(|n| n as i64))
     })

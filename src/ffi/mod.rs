@@ -114,6 +114,17 @@ macro_rules! check_buf {
 }
 pub(crate) use check_buf;
 
+/// Rejects a file offset past the largest one the kernel accepts
+/// (`i64::MAX`). io_uring reads `(u64)-1` as "the current file position",
+/// so without this check such an offset would silently read or write at
+/// the position instead of failing as pread/pwrite do.
+pub(crate) fn check_offset(offset: u64) -> crate::Result<()> {
+    if offset > i64::MAX as u64 {
+        return Err(Error::invalid(format!("offset {offset} exceeds the largest file offset {}", i64::MAX)));
+    }
+    Ok(())
+}
+
 pub(crate) fn panicked<T: FfiReturn>(func: &str, payload: Box<dyn std::any::Any + Send>) -> T {
     let what = payload
         .downcast_ref::<&str>()
