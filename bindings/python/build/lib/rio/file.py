@@ -1,0 +1,294 @@
+"""``rio.File``: positioned I/O on one open file."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+from typing import TYPE_CHECKING, Any, Optional, Sequence
+
+from . import _lib as L
+from ._buffer import BytesLike, alloc_buffer, pin, pin_all, release_all
+from ._errors import check, make_error
+from ._handle import Handle
+from ._lib import lib
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .runtime import Runtime
+
+__all__ = ["File", "parse_mode"]
+
+_BASE_FLAGS = {
+    "r": L.RIO_OPEN_READ,
+    "w": L.RIO_OPEN_WRITE | L.RIO_OPEN_CREATE | L.RIO_OPEN_TRUNCATE,
+    "a": L.RIO_OPEN_WRITE | L.RIO_OPEN_CREATE | L.RIO_OPEN_APPEND,
+    "x": L.RIO_OPEN_WRITE | L.RIO_OPEN_CREATE | L.RIO_OPEN_EXCL,
+}
+
+
+def parse_mode(mode: str) -> int:
+    """Maps a built-in ``open`` mode to ``RIO_OPEN_*`` flags.
+
+    ``"r"`` READ; ``"r+"`` READ|WRITE; ``"w"`` WRITE|CREATE|TRUNCATE;
+    ``"w+"`` adds READ; ``"a"`` WRITE|CREATE|APPEND; ``"a+"`` adds READ;
+    ``"x"`` WRITE|CREATE|EXCL; ``"x+"`` adds READ. ``"b"`` is accepted
+    anywhere and ignored (binary is implied); ``"t"`` is rejected.
+    """
+    if not isinstance(mode, str):
+        raise TypeError(f"mode must be str, not {type(mode).__name__}")
+    chars = set(mode)
+    if len(chars) != len(mode) or not chars <= set("rwax+b") or not mode:
+        raise ValueError(f"invalid mode: {mode!r}")
+    kinds = chars & set("rwax")
+    if len(kinds) != 1:
+        raise ValueError(f"invalid mode: {mode!r} (need exactly one of r, w, a, x)")
+    flags = _BASE_FLAGS[kinds.pop()]
+    if "+" in chars:
+        flags |= L.RIO_OPEN_READ | L.RIO_OPEN_WRITE
+    return flags
+
+
+class File:
+    """A file opened with :meth:`rio.Runtime.open`.
+
+    All methods are positioned (no file cursor) and may be called from many
+    threads at once; the GIL is released while the library does I/O.
+    Errors raise the ``OSError`` subclass matching errno with the library's
+    message. After :meth:`close` every method raises ``ValueError``.
+
+    With ``direct=True`` (O_DIRECT), buffers, lengths and offsets must be
+    aligned (``EINVAL`` otherwise, with the alignment in the message): use
+    :func:`rio.alloc_buffer` for buffers. :meth:`read_at` allocates an
+    aligned buffer itself.
+    """
+
+    def __init__(
+        self,
+        runtime: "Runtime",
+        path: Any,
+        mode: str = "r",
+        direct: bool = False,
+        *,
+        perm: int = 0o644,
+        dsync: bool = False,
+        _flags: Optional[int] = None,
+    ) -> None:
+        self._handle: Optional[Handle] = None
+        flags = parse_mode(mode) if _flags is None else int(_flags)
+        if direct:
+            flags |= L.RIO_OPEN_DIRECT
+        if dsync:
+            flags |= L.RIO_OPEN_DSYNC
+        raw = os.fsencode(path)
+        if b"\0" in raw:
+            raise ValueError("embedded null byte in path")
+        self.name: str = os.fsdecode(raw)
+        self.mode: str = mode
+        self.direct: bool = bool(direct)
+        self.flags: int = flags
+        self._runtime = runtime
+        out = L.rio_file_p()
+        rt = runtime._handle.acquire()
+        try:
+            rc = lib.rio_file_open(rt, raw, flags, int(perm), ctypes.byref(out))
+            if rc < 0:
+                raise make_error(rc, self.name)
+        finally:
+            runtime._handle.release()
+        self._handle = Handle(out, lib.rio_file_close, "file")
+
+    # -- lifecycle -------------------------------------------------------
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` ran."""
+        return self._handle is None or self._handle.closed
+
+    def close(self) -> None:
+        """Closes the file; waits for calls in flight. Idempotent.
+
+        Raises OSError if close(2) reports an error (the handle is freed anyway).
+        """
+        h = self._handle
+        if h is None:
+            return
+        rc = h.close()
+        if rc is not None and rc < 0:
+            raise make_error(rc, self.name)
+
+    def __enter__(self) -> "File":
+        if self.closed:
+            raise ValueError("I/O operation on closed file")
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        try:
+            h = self._handle
+            if h is not None and not h.closed:
+                h.close()
+        except Exception:  # pragma: no cover - interpreter shutdown
+            pass
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else "open"
+        return f"<rio.File {self.name!r} mode={self.mode!r} direct={self.direct} {state}>"
+
+    def _acquire(self) -> Any:
+        h = self._handle
+        if h is None:
+            raise ValueError("I/O operation on closed file")
+        return h.acquire()
+
+    # -- I/O ---------------------------------------------------------------
+
+    def read_at(self, n: int, offset: int) -> bytes:
+        """Reads up to ``n`` bytes at ``offset``; fewer only at end of file."""
+        n = _count(n, "n")
+        offset = _offset(offset)
+        if self.direct:
+            if n == 0:
+                return b""
+            buf = alloc_buffer(n)
+            with buf:
+                got = self.readinto_at(buf, offset)
+                return bytes(buf[:got])
+        buf_c = ctypes.create_string_buffer(n) if n else None
+        f = self._acquire()
+        try:
+            got = lib.rio_file_read_at(f, buf_c, n, offset)
+            if got < 0:
+                raise make_error(got)
+        finally:
+            self._handle.release()  # type: ignore[union-attr]
+        if not got:
+            return b""
+        return ctypes.string_at(buf_c, got)
+
+    def readinto_at(self, buf: BytesLike, offset: int) -> int:
+        """Reads into the writable buffer ``buf`` (no copy) at ``offset``.
+
+        Returns the number of bytes read, less than ``len(buf)`` only at end
+        of file.
+        """
+        offset = _offset(offset)
+        p = pin(buf, writable=True)
+        try:
+            f = self._acquire()
+            try:
+                got = lib.rio_file_read_at(f, p.addr, p.nbytes, offset)
+                if got < 0:
+                    raise make_error(got)
+            finally:
+                self._handle.release()  # type: ignore[union-attr]
+        finally:
+            p.release()
+        return got
+
+    def write_at(self, data: BytesLike, offset: int) -> int:
+        """Writes all of ``data`` (any bytes-like object, not copied) at
+        ``offset``; returns ``len(data)`` in bytes. In append mode the
+        offset is ignored and the data goes to the end of the file."""
+        offset = _offset(offset)
+        p = pin(data)
+        try:
+            f = self._acquire()
+            try:
+                n = lib.rio_file_write_at(f, p.addr, p.nbytes, offset)
+                if n < 0:
+                    raise make_error(n)
+            finally:
+                self._handle.release()  # type: ignore[union-attr]
+        finally:
+            p.release()
+        return n
+
+    def readv_at(self, buffers: Sequence[BytesLike], offset: int) -> int:
+        """Scatter read into writable ``buffers`` at ``offset``; returns the
+        bytes read (fewer than the total only at end of file)."""
+        return self._vectored(buffers, offset, True)
+
+    def writev_at(self, buffers: Sequence[BytesLike], offset: int) -> int:
+        """Gather write of ``buffers`` at ``offset``; all or an error.
+        Returns the total number of bytes written."""
+        return self._vectored(buffers, offset, False)
+
+    def _vectored(self, buffers: Sequence[BytesLike], offset: int, read: bool) -> int:
+        offset = _offset(offset)
+        buffers = list(buffers)
+        if len(buffers) > L.RIO_IOV_MAX:
+            raise ValueError(f"at most {L.RIO_IOV_MAX} buffers per call, got {len(buffers)}")
+        pins = pin_all(buffers, writable=read)
+        try:
+            iov = (L.iovec * max(1, len(pins)))()
+            for i, p in enumerate(pins):
+                iov[i].iov_base = p.addr or None
+                iov[i].iov_len = p.nbytes
+            fn = lib.rio_file_readv_at if read else lib.rio_file_writev_at
+            f = self._acquire()
+            try:
+                n = fn(f, iov, len(pins), offset)
+                if n < 0:
+                    raise make_error(n)
+            finally:
+                self._handle.release()  # type: ignore[union-attr]
+        finally:
+            release_all(pins)
+        return n
+
+    def _simple(self, fn: Any, *args: int) -> int:
+        f = self._acquire()
+        try:
+            rc = fn(f, *args)
+            if rc < 0:
+                raise make_error(rc)
+            return rc
+        finally:
+            self._handle.release()  # type: ignore[union-attr]
+
+    def sync(self) -> None:
+        """fsync(2): data and metadata on stable storage."""
+        self._simple(lib.rio_file_sync)
+
+    def datasync(self) -> None:
+        """fdatasync(2): data (and the size) on stable storage."""
+        self._simple(lib.rio_file_datasync)
+
+    def allocate(self, offset: int, length: int) -> None:
+        """Reserves ``length`` bytes at ``offset`` (fallocate mode 0; the file
+        grows to cover them)."""
+        self._simple(lib.rio_file_allocate, _offset(offset), _count(length, "length"))
+
+    def truncate(self, length: int) -> None:
+        """Sets the file size to ``length`` bytes."""
+        self._simple(lib.rio_file_truncate, _count(length, "length"))
+
+    def size(self) -> int:
+        """The file's size in bytes."""
+        return self._simple(lib.rio_file_size)
+
+
+def _offset(offset: Any) -> int:
+    off = _index(offset, "offset")
+    if off < 0:
+        raise ValueError(f"negative offset: {off}")
+    if off >= 1 << 64:
+        raise OverflowError(f"offset too large: {off}")
+    return off
+
+
+def _count(n: Any, what: str) -> int:
+    v = _index(n, what)
+    if v < 0:
+        raise ValueError(f"negative {what}: {v}")
+    if v >= 1 << 63:
+        raise OverflowError(f"{what} too large: {v}")
+    return v
+
+
+def _index(v: Any, what: str) -> int:
+    try:
+        return v.__index__()
+    except AttributeError:
+        raise TypeError(f"{what} must be an integer, not {type(v).__name__}") from None

@@ -1,0 +1,273 @@
+"""``rio.Runtime``: the I/O engine (io_uring or the thread pool)."""
+
+from __future__ import annotations
+
+import ctypes
+from dataclasses import dataclass, field
+from typing import Any, Dict, FrozenSet, List, Optional, Sequence, Tuple
+
+from . import _lib as L
+from ._errors import check, make_error
+from ._handle import Handle
+from ._lib import lib
+from .batch import Op, submit
+from .file import File
+from .wal import Wal
+
+__all__ = ["Runtime", "Capabilities", "BACKENDS", "IO_URING_OPCODE_NAMES"]
+
+BACKENDS: Dict[str, int] = {
+    "auto": L.RIO_BACKEND_AUTO,
+    "io_uring": L.RIO_BACKEND_IO_URING,
+    "thread_pool": L.RIO_BACKEND_THREAD_POOL,
+}
+_BACKEND_NAMES = {L.RIO_BACKEND_IO_URING: "io_uring", L.RIO_BACKEND_THREAD_POOL: "thread_pool"}
+
+#: IORING_OP_* names by opcode number (linux/io_uring.h).
+IO_URING_OPCODE_NAMES: Tuple[str, ...] = (
+    "NOP", "READV", "WRITEV", "FSYNC", "READ_FIXED", "WRITE_FIXED", "POLL_ADD",
+    "POLL_REMOVE", "SYNC_FILE_RANGE", "SENDMSG", "RECVMSG", "TIMEOUT",
+    "TIMEOUT_REMOVE", "ACCEPT", "ASYNC_CANCEL", "LINK_TIMEOUT", "CONNECT",
+    "FALLOCATE", "OPENAT", "CLOSE", "FILES_UPDATE", "STATX", "READ", "WRITE",
+    "FADVISE", "MADVISE", "SEND", "RECV", "OPENAT2", "EPOLL_CTL", "SPLICE",
+    "PROVIDE_BUFFERS", "REMOVE_BUFFERS", "TEE", "SHUTDOWN", "RENAMEAT",
+    "UNLINKAT", "MKDIRAT", "SYMLINKAT", "LINKAT", "MSG_RING", "FSETXATTR",
+    "SETXATTR", "FGETXATTR", "GETXATTR", "SOCKET", "URING_CMD", "SEND_ZC",
+    "SENDMSG_ZC", "READ_MULTISHOT", "WAITID", "FUTEX_WAIT", "FUTEX_WAKE",
+    "FUTEX_WAITV", "FIXED_FD_INSTALL", "FTRUNCATE", "BIND", "LISTEN",
+)
+
+
+def _backend_name(code: int) -> str:
+    return _BACKEND_NAMES.get(code, f"unknown({code})")
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a runtime can do (``rio_capabilities_t``) and, when io_uring is
+    not in use, why (``io_uring_unavailable_reason``, empty when it is)."""
+
+    backend: str
+    io_uring_available: bool
+    sq_entries: int
+    cq_entries: int
+    ring_setup_flags: int
+    ring_setup: str
+    max_concurrent_ops: int
+    worker_threads: int
+    kernel_release: str
+    io_uring_unavailable_reason: str
+    #: Supported io_uring opcode numbers (IORING_REGISTER_PROBE); empty without io_uring.
+    io_uring_opcodes: FrozenSet[int] = field(default_factory=frozenset)
+
+    @property
+    def io_uring_opcode_names(self) -> List[str]:
+        """Names (``"READ"``, ``"WRITEV"``, ...) of the supported opcodes."""
+        return [
+            IO_URING_OPCODE_NAMES[n] if n < len(IO_URING_OPCODE_NAMES) else f"OP_{n}"
+            for n in sorted(self.io_uring_opcodes)
+        ]
+
+    def supports_opcode(self, op: Any) -> bool:
+        """Whether io_uring opcode ``op`` (number or name like ``"READ"``) is supported."""
+        if isinstance(op, str):
+            name = op.upper().removeprefix("IORING_OP_")
+            if name not in IO_URING_OPCODE_NAMES:
+                raise ValueError(f"unknown io_uring opcode name {op!r}")
+            op = IO_URING_OPCODE_NAMES.index(name)
+        return int(op) in self.io_uring_opcodes
+
+    def as_dict(self) -> Dict[str, Any]:
+        """A plain dict (opcodes as a sorted list), e.g. for JSON."""
+        d = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        d["io_uring_opcodes"] = sorted(self.io_uring_opcodes)
+        d["io_uring_opcode_names"] = self.io_uring_opcode_names
+        return d
+
+    # dict-style access for convenience: caps["kernel_release"]
+    def __getitem__(self, key: str) -> Any:
+        return self.as_dict()[key]
+
+
+def _cstr(raw: bytes) -> str:
+    return raw.split(b"\0", 1)[0].decode("utf-8", "replace")
+
+
+class Runtime:
+    """An I/O runtime (``rio_runtime_t``).
+
+    ``backend`` is ``"auto"`` (io_uring when it works, else the thread pool;
+    ``RUSTFS_ENABLE_IO_URING`` may force either), ``"io_uring"`` (fail with
+    ``OSError(EOPNOTSUPP)`` and the reason if unavailable) or
+    ``"thread_pool"``. The other fields of ``rio_runtime_config_t`` are
+    keyword arguments; 0 means "environment, else default".
+
+    Thread-safe. A context manager; :meth:`close` is idempotent and files
+    and WALs opened from the runtime stay usable until they are closed.
+    """
+
+    def __init__(
+        self,
+        backend: str = "auto",
+        *,
+        queue_depth: int = 0,
+        max_concurrent_ops: int = 0,
+        worker_threads: int = 0,
+    ) -> None:
+        self._handle: Optional[Handle] = None
+        if isinstance(backend, str):
+            try:
+                code = BACKENDS[backend.lower().replace("-", "_")]
+            except KeyError:
+                raise ValueError(
+                    f"unknown backend {backend!r}: expected 'auto', 'io_uring' or 'thread_pool'"
+                ) from None
+        elif backend is None:
+            code = L.RIO_BACKEND_AUTO
+        else:
+            raise TypeError(f"backend must be a str, not {type(backend).__name__}")
+        cfg = L.rio_runtime_config_t()
+        lib.rio_runtime_config_default(ctypes.byref(cfg))
+        cfg.backend = code
+        for name, value in (
+            ("queue_depth", queue_depth),
+            ("max_concurrent_ops", max_concurrent_ops),
+            ("worker_threads", worker_threads),
+        ):
+            v = int(value)
+            if not 0 <= v < 1 << 32:
+                raise ValueError(f"{name} out of range: {v}")
+            setattr(cfg, name, v)
+        out = L.rio_runtime_p()
+        check(lib.rio_runtime_open(ctypes.byref(cfg), ctypes.byref(out)))
+        self._handle = Handle(out, lib.rio_runtime_close, "runtime")
+        self._backend = _backend_name(lib.rio_runtime_backend(out))
+
+    # -- lifecycle -------------------------------------------------------
+
+    @property
+    def closed(self) -> bool:
+        return self._handle is None or self._handle.closed
+
+    def close(self) -> None:
+        """Releases the runtime. Idempotent. Open files and WALs keep the
+        engine alive until they are closed."""
+        if self._handle is not None:
+            self._handle.close()
+
+    def __enter__(self) -> "Runtime":
+        self._check_open()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:  # pragma: no cover
+            pass
+
+    def __repr__(self) -> str:
+        return f"<rio.Runtime backend={self._backend!r}{' closed' if self.closed else ''}>"
+
+    def _check_open(self) -> Handle:
+        h = self._handle
+        if h is None or h.closed:
+            raise ValueError("operation on closed runtime")
+        return h
+
+    # -- information -----------------------------------------------------
+
+    @property
+    def backend(self) -> str:
+        """The backend in use: ``"io_uring"`` or ``"thread_pool"``."""
+        self._check_open()
+        return self._backend
+
+    def capabilities(self) -> Capabilities:
+        """The runtime's :class:`Capabilities`."""
+        h = self._check_open()
+        caps = L.rio_capabilities_t()
+        with h as rt:
+            rc = lib.rio_runtime_capabilities(rt, ctypes.byref(caps))
+            if rc < 0:
+                raise make_error(rc)
+        opcodes = frozenset(
+            n for n in range(256) if caps.io_uring_opcodes[n // 8] & (1 << (n % 8))
+        )
+        return Capabilities(
+            backend=_backend_name(caps.backend),
+            io_uring_available=bool(caps.io_uring_available),
+            sq_entries=caps.sq_entries,
+            cq_entries=caps.cq_entries,
+            ring_setup_flags=caps.ring_setup_flags,
+            ring_setup=_cstr(caps.ring_setup),
+            max_concurrent_ops=caps.max_concurrent_ops,
+            worker_threads=caps.worker_threads,
+            kernel_release=_cstr(caps.kernel_release),
+            io_uring_unavailable_reason=_cstr(caps.io_uring_unavailable_reason),
+            io_uring_opcodes=opcodes,
+        )
+
+    def metrics_prometheus(self) -> str:
+        """The runtime's metrics in Prometheus text exposition format (0.0.4)."""
+        h = self._check_open()
+        with h as rt:
+            need = lib.rio_runtime_metrics_prometheus(rt, None, 0)
+            for _ in range(8):
+                if need < 0:
+                    raise make_error(need)
+                cap = need + 1 + 4096  # room for counters that grow meanwhile
+                buf = ctypes.create_string_buffer(cap)
+                n = lib.rio_runtime_metrics_prometheus(rt, buf, cap)
+                if 0 <= n < cap:
+                    return buf.raw[:n].decode("utf-8", "replace")
+                need = n
+        raise RuntimeError("rio_runtime_metrics_prometheus: text kept growing")
+
+    # -- files, batches, WAL ---------------------------------------------
+
+    def open(
+        self,
+        path: Any,
+        mode: str = "r",
+        direct: bool = False,
+        *,
+        perm: int = 0o644,
+        dsync: bool = False,
+    ) -> File:
+        """Opens ``path`` with ``mode`` as in the built-in ``open`` (``"r"``,
+        ``"r+"``, ``"w"``, ``"w+"``, ``"a"``, ``"a+"``, ``"x"``, ``"x+"``;
+        binary is implied, a ``"b"`` is accepted). ``direct=True`` opens with
+        O_DIRECT, ``dsync=True`` with O_DSYNC; ``perm`` applies to a created file.
+        Raises ``FileNotFoundError``, ``FileExistsError``, ``PermissionError``...
+        """
+        self._check_open()
+        return File(self, path, mode, direct, perm=perm, dsync=dsync)
+
+    def submit_batch(self, ops: Sequence[Op], *, check: bool = True) -> List[Any]:
+        """Submits ``ops`` together (one io_uring submission) and waits for all.
+
+        Returns one result per op: ``bytes`` for a ``ReadOp`` given a size,
+        the byte count for a ``ReadOp`` given a buffer and for a ``WriteOp``,
+        0 for ``FsyncOp``/``FdatasyncOp``. Each op's ``result`` (C result)
+        and ``error`` are set too. If an op failed, its ``OSError`` is raised
+        (the first one) unless ``check=False``, in which case it is returned
+        in that op's place. A malformed batch (e.g. O_DIRECT misalignment)
+        raises before anything runs. Ops of one batch may run in any order.
+        """
+        h = self._check_open()
+        return submit(h, list(ops), check)
+
+    def open_wal(self, directory: Any, **config: Any) -> Wal:
+        """Opens (creating and recovering) the write-ahead log in ``directory``.
+
+        Keyword arguments set ``rio_wal_config_t`` fields: ``batch_size``,
+        ``flush_timeout_us``, ``sync_after_batch``, ``buffer_size``,
+        ``segment_size``, ``recovery_mode`` (``"tolerate_tail"`` (default)
+        or ``"strict"``). See :class:`rio.Wal`.
+        """
+        self._check_open()
+        return Wal(self, directory, **config)
+
