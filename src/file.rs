@@ -148,7 +148,9 @@ impl DiskFile {
         if let Some(a) = self.dio {
             self.check_aligned(kind, offset, a)?;
         }
-        Ok(Op::new(self.fd.as_raw_fd(), kind, offset))
+        let mut op = Op::new(self.fd.as_raw_fd(), kind, offset);
+        op.cached = self.dio.is_none();
+        Ok(op)
     }
 
     fn check_aligned(&self, kind: OpKind, offset: u64, a: DioAlign) -> Result<()> {

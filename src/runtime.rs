@@ -23,6 +23,9 @@ pub enum BackendChoice {
 
 pub const ENV_ENABLE_IO_URING: &str = "RUSTFS_ENABLE_IO_URING";
 pub const ENV_MAX_CONCURRENT: &str = "RUSTFS_MAX_CONCURRENT_FILE_OPS";
+/// Diagnostic: the best io_uring setup rung to try (`defer_taskrun`,
+/// `coop_taskrun`, `plain`); lower rungs are still tried when it fails.
+pub const ENV_URING_SETUP: &str = "RIO_IO_URING_SETUP";
 pub const DEFAULT_QUEUE_DEPTH: u32 = 256;
 pub const DEFAULT_MAX_CONCURRENT_OPS: u32 = 1024;
 
@@ -41,6 +44,8 @@ pub struct RuntimeConfig {
 /// The settings actually in use, after environment and defaults.
 #[derive(Debug, Clone)]
 pub struct Resolved {
+    /// First io_uring setup rung tried (0 = SINGLE_ISSUER|DEFER_TASKRUN).
+    pub first_rung: usize,
     pub queue_depth: u32,
     pub max_concurrent_ops: u32,
     pub worker_threads: u32,
@@ -95,6 +100,17 @@ fn env_count(name: &str) -> Result<Option<u32>> {
     }
 }
 
+fn env_rung() -> Result<usize> {
+    use crate::engine::uring::RUNG_NAMES;
+    match std::env::var(ENV_URING_SETUP) {
+        Err(std::env::VarError::NotPresent) => Ok(0),
+        Err(_) => Err(Error::invalid(format!("{ENV_URING_SETUP}: value is not valid UTF-8"))),
+        Ok(v) => RUNG_NAMES.iter().position(|n| *n == v.trim()).ok_or_else(|| {
+            Error::invalid(format!("{ENV_URING_SETUP}={v:?}: expected one of {}", RUNG_NAMES.join(", ")))
+        }),
+    }
+}
+
 fn kernel_release() -> String {
     nix::sys::utsname::uname()
         .map(|u| u.release().to_string_lossy().into_owned())
@@ -124,6 +140,7 @@ impl RuntimeConfig {
         // invalid value is an error, never silently ignored.
         let env_uring = env_bool(ENV_ENABLE_IO_URING)?;
         let env_max = env_count(ENV_MAX_CONCURRENT)?;
+        let first_rung = env_rung()?;
         let backend = match (self.backend, env_uring) {
             (BackendChoice::Auto, Some(true)) => BackendChoice::IoUring,
             (BackendChoice::Auto, Some(false)) => BackendChoice::ThreadPool,
@@ -132,6 +149,7 @@ impl RuntimeConfig {
         Ok((
             backend,
             Resolved {
+                first_rung,
                 queue_depth: self.queue_depth.unwrap_or(DEFAULT_QUEUE_DEPTH),
                 max_concurrent_ops: self.max_concurrent_ops.or(env_max).unwrap_or(DEFAULT_MAX_CONCURRENT_OPS),
                 worker_threads: self.worker_threads.unwrap_or_else(default_workers),
@@ -237,7 +255,12 @@ impl Runtime {
 
 fn ring_params(s: &Resolved) -> RingParams {
     let sq = s.queue_depth.next_power_of_two();
-    RingParams { sq_entries: sq, cq_entries: sq * 2, iowq_max_workers: [s.worker_threads, s.worker_threads] }
+    RingParams {
+        sq_entries: sq,
+        cq_entries: sq * 2,
+        iowq_max_workers: [s.worker_threads, s.worker_threads],
+        first_rung: s.first_rung,
+    }
 }
 
 /// Lets the engine own a backend the runtime also inspects (counters, info).

@@ -47,6 +47,9 @@ pub struct Op {
     pub kind: OpKind,
     pub offset: u64,
     pub result: i64,
+    /// The file goes through the page cache (not O_DIRECT), so a lone read
+    /// may be served from it without the ring.
+    pub cached: bool,
 }
 
 // SAFETY: an Op only carries pointers; whoever builds one promises the memory
@@ -55,7 +58,7 @@ unsafe impl Send for Op {}
 
 impl Op {
     pub fn new(fd: RawFd, kind: OpKind, offset: u64) -> Op {
-        Op { fd, kind, offset, result: 0 }
+        Op { fd, kind, offset, result: 0, cached: false }
     }
 
     /// Total bytes a read/write should move (0 for the others).

@@ -60,7 +60,12 @@ pub(crate) struct RingParams {
     pub cq_entries: u32,
     /// Bound on io-wq workers [bounded, unbounded] per submitting thread.
     pub iowq_max_workers: [u32; 2],
+    /// First rung of `LADDER` to try (0 = best); see `ladder_start`.
+    pub first_rung: usize,
 }
+
+/// The `RIO_IO_URING_SETUP` names of the ladder's rungs, best first.
+pub(crate) const RUNG_NAMES: [&str; 3] = ["defer_taskrun", "coop_taskrun", "plain"];
 
 /// What setup found out, for the capability report.
 #[derive(Debug, Clone)]
@@ -155,7 +160,7 @@ impl UringBackend {
     /// the reason io_uring cannot be used, as text.
     pub fn probe(params: RingParams) -> Result<UringBackend, String> {
         let mut last_err = None;
-        for (name, flags) in LADDER {
+        for (name, flags) in &LADDER[params.first_rung.min(LADDER.len() - 1)..] {
             match build_ring(*flags, &params) {
                 Ok(ring) => return Self::from_probe_ring(ring, *flags, name, params),
                 Err(e) if e.raw_os_error() == Some(libc::EINVAL) => last_err = Some(e),
@@ -374,9 +379,13 @@ impl Flight {
 
 /// A lone buffered read whose data is in the page cache is served by one
 /// `preadv2(RWF_NOWAIT)`: it never blocks, and costs less than a ring round
-/// trip (docs/engine.md). Returns false, having changed nothing, when the
+/// trip (docs/engine.md). O_DIRECT reads always use the ring: with
+/// RWF_NOWAIT they would still wait for the device, synchronously. Returns false, having changed nothing, when the
 /// read would block or comes back short; the ring then does the whole read.
 unsafe fn read_from_page_cache(op: &mut Op) -> bool {
+    if !op.cached {
+        return false;
+    }
     let single;
     let (iov, iovcnt) = match op.kind {
         OpKind::Read { buf, len } => {
