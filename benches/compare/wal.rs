@@ -15,6 +15,9 @@ use crate::files::Env;
 use crate::opts::Opts;
 use crate::{run_interleaved, Metric, Results, Sample, Unit, Workload, RIO_POOL, RIO_URING, STD};
 
+/// Whether this tree has rio::Wal (src/wal lands separately).
+const WAL_AVAILABLE: bool = false;
+
 fn size_name(size: usize) -> String {
     if size >= 1024 && size % 1024 == 0 {
         format!("{}k", size / 1024)
@@ -174,6 +177,10 @@ pub fn run_all(opts: &Opts, env: &Env, res: &mut Results) {
         }
         let threads = opts.wal_threads.iter().copied().find(|t| w.id == wal_id(size, *t)).unwrap_or(1);
         for (peer, backend) in [(RIO_URING, "uring"), (RIO_POOL, "pool")] {
+            if !WAL_AVAILABLE {
+                res.note(&w.id, peer, "rio::Wal is not in this build yet");
+                continue;
+            }
             if peer == RIO_URING && !uring_ok {
                 res.note(&w.id, peer, "io_uring unavailable");
                 continue;
@@ -209,7 +216,7 @@ fn parse_id_size(id: &str, sizes: &[usize]) -> usize {
 /// Peak RSS after D seconds of appends and after 4·D: a WAL whose memory
 /// grows with the entries appended shows it here.
 fn rss_growth(opts: &Opts, env: &Env, res: &mut Results) {
-    if !env.uring.is_ok() || !opts.peer_on(RIO_URING) {
+    if !WAL_AVAILABLE || !env.uring.is_ok() || !opts.peer_on(RIO_URING) {
         return;
     }
     let threads = opts.wal_threads.iter().copied().max().unwrap_or(1);
