@@ -20,6 +20,11 @@ pub extern "C" fn rio_buf_alloc(len: usize) -> *mut c_void {
         if len == 0 {
             return fail("rio_buf_alloc", Error::invalid("len is 0"));
         }
+        if len > isize::MAX as usize {
+            // No allocator can satisfy it; do not hand posix_memalign a
+            // "negative" size (valgrind flags that as an error).
+            return fail("rio_buf_alloc", Error::new(libc::ENOMEM, format!("len {len} is larger than the address space")));
+        }
         let p = crate::buf::alloc_aligned(len);
         if p.is_null() {
             return fail("rio_buf_alloc", Error::new(libc::ENOMEM, format!("cannot allocate {len} bytes")));
