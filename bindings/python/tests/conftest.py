@@ -57,3 +57,11 @@ def rt(backend: str):
 @pytest.fixture
 def path(tmp_path: Path) -> Path:
     return tmp_path / "data.bin"
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    from rio import _lib
+
+    missing = f"; MISSING: {', '.join(_lib.MISSING)}" if _lib.MISSING else ""
+    return (f"rio package: {Path(rio.__file__).parent}\n"
+            f"librio: {rio.library_path} (version {rio.version()}){missing}")
