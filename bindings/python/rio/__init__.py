@@ -28,6 +28,9 @@ from . import _lib
 from ._buffer import alloc_buffer
 from ._errors import last_error_message, strerror
 from ._lib import (
+    RIO_BACKEND_AUTO as BACKEND_AUTO,
+    RIO_BACKEND_IO_URING as BACKEND_IO_URING,
+    RIO_BACKEND_THREAD_POOL as BACKEND_THREAD_POOL,
     RIO_BUF_ALIGN as BUF_ALIGN,
     RIO_IOV_MAX as IOV_MAX,
     RIO_OPEN_APPEND as OPEN_APPEND,
@@ -74,6 +77,9 @@ __all__ = [
     "parse_mode",
     "library_path",
     "LibraryNotFoundError",
+    "BACKEND_AUTO",
+    "BACKEND_IO_URING",
+    "BACKEND_THREAD_POOL",
     "BUF_ALIGN",
     "IOV_MAX",
     "OPEN_READ",

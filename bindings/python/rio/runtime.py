@@ -124,8 +124,12 @@ class Runtime:
                 ) from None
         elif backend is None:
             code = L.RIO_BACKEND_AUTO
+        elif isinstance(backend, int) and not isinstance(backend, bool) and backend in BACKENDS.values():
+            code = backend  # rio.BACKEND_* constants
         else:
-            raise TypeError(f"backend must be a str, not {type(backend).__name__}")
+            raise TypeError(
+                f"backend must be 'auto', 'io_uring' or 'thread_pool', not {backend!r}"
+            )
         cfg = L.rio_runtime_config_t()
         lib.rio_runtime_config_default(ctypes.byref(cfg))
         cfg.backend = code

@@ -31,6 +31,13 @@ def test_auto_backend() -> None:
         assert r.backend in ("io_uring", "thread_pool")
 
 
+def test_backend_constants() -> None:
+    with rio.Runtime(rio.BACKEND_THREAD_POOL) as r:  # type: ignore[arg-type]
+        assert r.backend == "thread_pool"
+    with rio.Runtime(backend="thread_pool") as r:
+        assert r.backend == "thread_pool"
+
+
 def test_unknown_backend() -> None:
     with pytest.raises(ValueError, match="backend"):
         rio.Runtime("epoll")
