@@ -1,8 +1,14 @@
 /* rio_runtime_*: config defaults, open/close, backends, capabilities,
  * Prometheus metrics, environment variables. */
 #include <dirent.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <stddef.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/utsname.h>
+#include <sys/wait.h>
 
 #include "check.h"
 
@@ -438,6 +444,120 @@ static void test_no_fd_leak(void) {
     CHECK_EQ(count_fds(), before);
 }
 
+
+/* In a child process, blocks io_uring_setup with a seccomp filter that
+ * returns EPERM (as Docker's default profile does): auto falls back to the
+ * thread pool and says why, an explicit io_uring backend (or
+ * RUSTFS_ENABLE_IO_URING=true) fails with -EOPNOTSUPP and the reason, and
+ * files work on the fallback. The child's check counts come back through
+ * a pipe. */
+static void seccomp_child(void) {
+    struct sock_filter filter[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW), /* other arches: not filtered */
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_setup, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (EPERM & SECCOMP_RET_DATA)),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+    struct sock_fprog prog = {.len = sizeof filter / sizeof filter[0], .filter = filter};
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 || prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) != 0) {
+        perror("seccomp");
+        check_failed++;
+        return;
+    }
+    check_ctx = "seccomp";
+    /* The filter works: io_uring_setup now fails with EPERM. */
+    CHECK_EQ(syscall(__NR_io_uring_setup, 8, &(char[120]){0}), -1);
+    CHECK_EQ(errno, EPERM);
+
+    /* Auto (NULL cfg and default cfg): the thread pool, with the reason. */
+    rio_runtime_t *rt = NULL;
+    CHECK_EQ(rio_runtime_open(NULL, &rt), 0);
+    CHECK_EQ(rio_runtime_backend(rt), RIO_BACKEND_THREAD_POOL);
+    rio_capabilities_t caps;
+    CHECK_EQ(rio_runtime_capabilities(rt, &caps), 0);
+    CHECK(!caps.io_uring_available);
+    CHECK_EQ(caps.backend, RIO_BACKEND_THREAD_POOL);
+    CHECK(strstr(caps.io_uring_unavailable_reason, "EPERM") != NULL);
+    CHECK(strstr(caps.io_uring_unavailable_reason, "seccomp") != NULL);
+    CHECK_EQ(caps.sq_entries, 0);
+
+    /* Files work on the fallback. */
+    char path[512];
+    check_path(path, sizeof path, dir, "seccomp.dat");
+    rio_file_t *f = NULL;
+    CHECK_EQ(rio_file_open(rt, path, RIO_OPEN_READ | RIO_OPEN_WRITE | RIO_OPEN_CREATE | RIO_OPEN_TRUNCATE, 0644, &f), 0);
+    if (f) {
+        char data[5000], back[5000];
+        check_fill(data, sizeof data, 3, 0);
+        CHECK_EQ(rio_file_write_at(f, data, sizeof data, 100), sizeof data);
+        CHECK_EQ(rio_file_read_at(f, back, sizeof back, 100), sizeof back);
+        CHECK(memcmp(data, back, sizeof data) == 0);
+        rio_op_t ops[2] = {{.opcode = RIO_OP_WRITE, .file = f, .buf = data, .len = 10, .offset = 0},
+                           {.opcode = RIO_OP_FDATASYNC, .file = f}};
+        CHECK_EQ(rio_submit_batch(rt, ops, 2), 2);
+        CHECK_EQ(ops[0].result, 10);
+        CHECK_EQ(ops[1].result, 0);
+        CHECK_EQ(rio_file_close(f), 0);
+    }
+    unlink(path);
+    rio_runtime_close(rt);
+
+    /* io_uring required: -EOPNOTSUPP with the reason in the message. */
+    rio_runtime_config_t cfg;
+    rio_runtime_config_default(&cfg);
+    cfg.backend = RIO_BACKEND_IO_URING;
+    rt = (rio_runtime_t *)(uintptr_t)1;
+    CHECK_ERR(rio_runtime_open(&cfg, &rt), -EOPNOTSUPP, "EPERM");
+    CHECK(rt == NULL);
+    CHECK_MSG("rio_runtime_open");
+    setenv("RUSTFS_ENABLE_IO_URING", "true", 1);
+    CHECK_ERR(rio_runtime_open(NULL, &rt), -EOPNOTSUPP, "seccomp");
+    /* ...but an explicit thread_pool backend still opens. */
+    cfg.backend = RIO_BACKEND_THREAD_POOL;
+    CHECK_EQ(rio_runtime_open(&cfg, &rt), 0);
+    rio_runtime_close(rt);
+    unsetenv("RUSTFS_ENABLE_IO_URING");
+}
+
+static void test_seccomp_fallback(void) {
+    int fds[2];
+    if (pipe(fds) != 0) {
+        perror("pipe");
+        check_failed++;
+        return;
+    }
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(fds[0]);
+        seccomp_child();
+        int counts[2] = {atomic_load(&check_passed), atomic_load(&check_failed)};
+        if (write(fds[1], counts, sizeof counts) != (ssize_t)sizeof counts)
+            _exit(2);
+        fflush(stdout);
+        fflush(stderr);
+        _exit(0);
+    }
+    close(fds[1]);
+    int before[2] = {atomic_load(&check_passed), atomic_load(&check_failed)};
+    int counts[2] = {0, 0};
+    ssize_t n = read(fds[0], counts, sizeof counts);
+    close(fds[0]);
+    int status = 0;
+    CHECK_EQ(waitpid(pid, &status, 0), pid);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    CHECK_EQ(n, sizeof counts);
+    /* The child's counters started as copies of ours: add what it added. */
+    if (n == (ssize_t)sizeof counts) {
+        check_passed += counts[0] - before[0];
+        check_failed += counts[1] - before[1];
+    }
+}
+
 int main(void) {
     unsetenv("RUSTFS_ENABLE_IO_URING");
     unsetenv("RUSTFS_MAX_CONCURRENT_FILE_OPS");
@@ -449,6 +569,9 @@ int main(void) {
     test_env();
     test_close_runtime_first();
     test_no_fd_leak();
+#if defined(__x86_64__)
+    test_seccomp_fallback();
+#endif
     check_rmtree(dir);
     return check_summary("test_runtime");
 }
