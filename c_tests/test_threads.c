@@ -3,8 +3,10 @@
  * batches, on both backends, also with a concurrency bound far below the
  * thread count (callers beyond it wait, they do not fail). */
 #include <pthread.h>
+#include <signal.h>
 #include <stdint.h>
 #include <sys/uio.h>
+#include <time.h>
 
 #include "check.h"
 
@@ -249,6 +251,117 @@ static void run_batchers(rio_runtime_t *rt, const char *ctx) {
     free(text);
 }
 
+
+/* Signals while calls are in flight: EINTR never reaches the caller.
+ * SIGUSR1 has a handler installed without SA_RESTART, and a signaller
+ * thread keeps sending it to the I/O threads (which wait in
+ * io_uring_enter or on the thread pool's completion). */
+enum { SIG_THREADS = 4, SIG_ITERS = 40, SIG_LEN = 1 << 20 };
+
+static atomic_int signals_caught;
+static void on_sigusr1(int sig) {
+    (void)sig;
+    signals_caught++;
+}
+
+struct sig_shared {
+    rio_runtime_t *rt;
+    rio_file_t *f;
+    atomic_int done;
+    const char *ctx;
+};
+
+struct sig_worker {
+    struct sig_shared *s;
+    int id;
+    int errors;
+    pthread_t tid;
+};
+
+static void *sig_io(void *p) {
+    struct sig_worker *w = p;
+    check_ctx = w->s->ctx;
+    unsigned char *data = malloc(SIG_LEN), *back = malloc(SIG_LEN);
+    check_fill(data, SIG_LEN, 50 + (uint64_t)w->id, 0);
+    uint64_t base = (uint64_t)w->id * SIG_LEN;
+    for (int i = 0; i < SIG_ITERS; i++) {
+        int64_t n = rio_file_write_at(w->s->f, data, SIG_LEN, base);
+        if (n != SIG_LEN) {
+            w->errors++;
+            fprintf(stderr, "  signal thread %d: write returned %lld: %s\n", w->id, (long long)n,
+                    rio_last_error_message());
+        }
+        int rc = (i % 4 == 0) ? rio_file_datasync(w->s->f) : 0;
+        if (rc != 0) {
+            w->errors++;
+            fprintf(stderr, "  signal thread %d: datasync returned %d: %s\n", w->id, rc, rio_last_error_message());
+        }
+        memset(back, 0, SIG_LEN);
+        n = rio_file_read_at(w->s->f, back, SIG_LEN, base);
+        if (n != SIG_LEN || memcmp(back, data, SIG_LEN) != 0) {
+            w->errors++;
+            fprintf(stderr, "  signal thread %d: read returned %lld: %s\n", w->id, (long long)n,
+                    rio_last_error_message());
+        }
+        rio_op_t ops[3] = {
+            {.opcode = RIO_OP_WRITE, .file = w->s->f, .buf = data, .len = 4096, .offset = base},
+            {.opcode = RIO_OP_READ, .file = w->s->f, .buf = back, .len = 8192, .offset = base + 8192},
+            {.opcode = RIO_OP_FDATASYNC, .file = w->s->f},
+        };
+        if (rio_submit_batch(w->s->rt, ops, 3) != 3 || ops[0].result != 4096 || ops[1].result != 8192 ||
+            ops[2].result != 0) {
+            w->errors++;
+            fprintf(stderr, "  signal thread %d: batch results %lld %lld %lld\n", w->id, (long long)ops[0].result,
+                    (long long)ops[1].result, (long long)ops[2].result);
+        }
+    }
+    free(data);
+    free(back);
+    return NULL;
+}
+
+static void run_signals(rio_runtime_t *rt, const char *ctx) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s-signals", dir, ctx);
+    struct sig_shared s = {.rt = rt, .ctx = ctx};
+    CHECK_EQ(rio_file_open(rt, path, RWCT, 0644, &s.f), 0);
+    if (!s.f)
+        return;
+    struct sigaction sa, old;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigusr1;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = 0; /* no SA_RESTART: interrupted syscalls fail with EINTR */
+    sigaction(SIGUSR1, &sa, &old);
+    signals_caught = 0;
+
+    struct sig_worker w[SIG_THREADS];
+    for (int i = 0; i < SIG_THREADS; i++) {
+        w[i] = (struct sig_worker){.s = &s, .id = i};
+        CHECK_EQ(pthread_create(&w[i].tid, NULL, sig_io, &w[i]), 0);
+    }
+    /* Signal from this thread until the I/O threads are done. */
+    int finished = 0;
+    struct timespec pause = {0, 100 * 1000};
+    while (finished < SIG_THREADS) {
+        for (int i = 0; i < SIG_THREADS; i++)
+            if (w[i].tid)
+                pthread_kill(w[i].tid, SIGUSR1);
+        nanosleep(&pause, NULL);
+        for (int i = 0; i < SIG_THREADS; i++) {
+            if (w[i].tid && pthread_tryjoin_np(w[i].tid, NULL) == 0) {
+                w[i].tid = 0;
+                finished++;
+                CHECK_EQ(w[i].errors, 0);
+            }
+        }
+    }
+    sigaction(SIGUSR1, &old, NULL);
+    CHECK(signals_caught > 0);
+    CHECK_EQ(rio_file_close(s.f), 0);
+    unlink(path);
+}
+
 int main(void) {
     unsetenv("RUSTFS_ENABLE_IO_URING");
     unsetenv("RUSTFS_MAX_CONCURRENT_FILE_OPS");
@@ -266,6 +379,7 @@ int main(void) {
         check_ctx = ctx;
         run_hammer(rt, ctx);
         run_batchers(rt, ctx);
+        run_signals(rt, ctx);
         check_ctx = "";
         rio_runtime_close(rt);
 
