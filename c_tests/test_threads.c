@@ -107,6 +107,32 @@ static void *hammer(void *p) {
     return NULL;
 }
 
+/* Reads metrics and capabilities while the hammer runs. */
+struct observer {
+    rio_runtime_t *rt;
+    atomic_int stop;
+    int errors;
+    int reads;
+};
+
+static void *observe(void *p) {
+    struct observer *o = p;
+    static _Thread_local char buf[1 << 16];
+    while (!o->stop) {
+        memset(buf, 'X', sizeof buf);
+        int64_t len = rio_runtime_metrics_prometheus(o->rt, buf, sizeof buf);
+        if (len <= 0)
+            o->errors++;
+        else if (len < (int64_t)sizeof buf && (buf[len] != '\0' || !strstr(buf, "rio_ops_total")))
+            o->errors++;
+        rio_capabilities_t caps;
+        if (rio_runtime_capabilities(o->rt, &caps) != 0 || caps.backend != rio_runtime_backend(o->rt))
+            o->errors++;
+        o->reads++;
+    }
+    return NULL;
+}
+
 static void run_hammer(rio_runtime_t *rt, const char *ctx) {
     char path[512];
     snprintf(path, sizeof path, "%s/%s-hammer", dir, ctx);
@@ -115,8 +141,10 @@ static void run_hammer(rio_runtime_t *rt, const char *ctx) {
     if (!s.f)
         return;
     pthread_barrier_init(&s.start, NULL, THREADS);
-    pthread_t t[THREADS];
+    pthread_t t[THREADS], obs;
     struct worker w[THREADS];
+    struct observer o = {.rt = rt};
+    CHECK_EQ(pthread_create(&obs, NULL, observe, &o), 0);
     for (int i = 0; i < THREADS; i++) {
         w[i] = (struct worker){.s = &s, .id = i};
         CHECK_EQ(pthread_create(&t[i], NULL, hammer, &w[i]), 0);
@@ -126,6 +154,10 @@ static void run_hammer(rio_runtime_t *rt, const char *ctx) {
         CHECK_EQ(w[i].errors, 0);
         CHECK_EQ(w[i].mismatches, 0);
     }
+    o.stop = 1;
+    pthread_join(obs, NULL);
+    CHECK_EQ(o.errors, 0);
+    CHECK(o.reads > 0);
     pthread_barrier_destroy(&s.start);
 
     /* Everything, verified from the main thread. */
