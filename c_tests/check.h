@@ -16,6 +16,7 @@
 #ifndef RIO_CHECK_H
 #define RIO_CHECK_H
 
+#include <dirent.h>
 #include <errno.h>
 #include <ftw.h>
 #include <stdatomic.h>
@@ -165,6 +166,39 @@ static inline rio_runtime_t *check_runtime_open(uint32_t backend, const rio_runt
     if (rc == 0)
         CHECK_EQ(rio_runtime_backend(rt), backend);
     return rt;
+}
+
+/* The open(2) flags (octal "flags:" of /proc/self/fdinfo) of a descriptor
+ * this process has open on `path`, or -1. */
+static inline long check_fd_flags(const char *path) {
+    DIR *d = opendir("/proc/self/fd");
+    if (!d)
+        return -1;
+    struct dirent *e;
+    long flags = -1;
+    while ((e = readdir(d)) != NULL) {
+        char link[300], target[600];
+        snprintf(link, sizeof link, "/proc/self/fd/%s", e->d_name);
+        ssize_t n = readlink(link, target, sizeof target - 1);
+        if (n <= 0)
+            continue;
+        target[n] = '\0';
+        if (strcmp(target, path) != 0)
+            continue;
+        char info[300];
+        snprintf(info, sizeof info, "/proc/self/fdinfo/%s", e->d_name);
+        FILE *fp = fopen(info, "r");
+        if (!fp)
+            continue;
+        char line[200];
+        while (fgets(line, sizeof line, fp))
+            if (sscanf(line, "flags: %lo", &flags) == 1)
+                break;
+        fclose(fp);
+        break;
+    }
+    closedir(d);
+    return flags;
 }
 
 static const uint32_t check_backends[2] = {RIO_BACKEND_IO_URING, RIO_BACKEND_THREAD_POOL};

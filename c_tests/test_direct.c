@@ -2,7 +2,6 @@
  * misaligned buffer/offset/length rejected with a message naming the
  * alignment, on both backends. Needs a filesystem with O_DIRECT (ext4,
  * xfs, btrfs; not tmpfs): TMPDIR, else /tmp. */
-#include <dirent.h>
 #include <fcntl.h>
 #include <stdint.h>
 #include <sys/stat.h>
@@ -70,38 +69,6 @@ static void test_buf_alloc(void) {
     CHECK(1);
 }
 
-/* The open(2) flags of the descriptor open on `path`, from /proc, or -1. */
-static long fd_flags_of(const char *path) {
-    DIR *d = opendir("/proc/self/fd");
-    if (!d)
-        return -1;
-    struct dirent *e;
-    long flags = -1;
-    while ((e = readdir(d)) != NULL) {
-        char link[300], target[600];
-        snprintf(link, sizeof link, "/proc/self/fd/%s", e->d_name);
-        ssize_t n = readlink(link, target, sizeof target - 1);
-        if (n <= 0)
-            continue;
-        target[n] = '\0';
-        if (strcmp(target, path) != 0)
-            continue;
-        char info[300];
-        snprintf(info, sizeof info, "/proc/self/fdinfo/%s", e->d_name);
-        FILE *fp = fopen(info, "r");
-        if (!fp)
-            continue;
-        char line[200];
-        while (fgets(line, sizeof line, fp))
-            if (sscanf(line, "flags: %lo", &flags) == 1)
-                break;
-        fclose(fp);
-        break;
-    }
-    closedir(d);
-    return flags;
-}
-
 static void check_align_msg(void) {
     char want[64];
     snprintf(want, sizeof want, "%u", off_align);
@@ -117,7 +84,7 @@ static void test_direct(rio_runtime_t *rt) {
     CHECK_EQ(rc, 0);
     if (rc != 0)
         return;
-    long flags = fd_flags_of(path);
+    long flags = check_fd_flags(path);
     CHECK(flags >= 0 && (flags & O_DIRECT));
 
     /* Aligned round trip, 1 MiB at a non-zero aligned offset. */
