@@ -52,6 +52,56 @@
 #define RIO_BUF_ALIGN 4096
 
 /*
+ Any operation.
+ */
+#define RIO_FAULT_ON_ANY 0
+
+/*
+ Reads (plain and vectored).
+ */
+#define RIO_FAULT_ON_READ 1
+
+/*
+ Writes (plain and vectored).
+ */
+#define RIO_FAULT_ON_WRITE 2
+
+#define RIO_FAULT_ON_FSYNC 3
+
+#define RIO_FAULT_ON_FDATASYNC 4
+
+#define RIO_FAULT_ON_FALLOCATE 5
+
+#define RIO_FAULT_ON_FTRUNCATE 6
+
+/*
+ The first attempt fails with `error` (EINTR/EAGAIN are retried inside
+ and never reach the caller; EIO, ENOSPC... do).
+ */
+#define RIO_FAULT_ERROR 0
+
+/*
+ Every attempt moves at most half of what is left (continued inside).
+ */
+#define RIO_FAULT_SHORT 1
+
+/*
+ The operation is delayed by `delay_us` first.
+ */
+#define RIO_FAULT_DELAY 2
+
+/*
+ Every change since the file's last sync is lost.
+ */
+#define RIO_CRASH_DISCARD_ALL 0
+
+/*
+ A random prefix (chosen by `seed`) of each file's unsynced changes
+ survives, the last surviving write torn at a random byte.
+ */
+#define RIO_CRASH_TORN_PREFIX 1
+
+/*
  Open for reading.
  */
 #define RIO_OPEN_READ (1 << 0)
@@ -156,6 +206,41 @@ typedef struct {
 } rio_op_t;
 
 /*
+ One fault rule. Fill with `rio_fault_default`, then set fields.
+ */
+typedef struct {
+  /*
+   sizeof(rio_fault_t), set by rio_fault_default.
+   */
+  uint32_t struct_size;
+  /*
+   RIO_FAULT_ON_* (default RIO_FAULT_ON_ANY).
+   */
+  uint32_t target;
+  /*
+   The first matching operation hit, 1-based, counted from when the
+   rule is added (default 1).
+   */
+  uint64_t nth;
+  /*
+   How many consecutive matching operations are hit; 0 = all from `nth` (default 1).
+   */
+  uint64_t count;
+  /*
+   RIO_FAULT_ERROR (default), RIO_FAULT_SHORT or RIO_FAULT_DELAY.
+   */
+  uint32_t action;
+  /*
+   Positive errno for RIO_FAULT_ERROR (default EIO).
+   */
+  int error;
+  /*
+   Microseconds for RIO_FAULT_DELAY.
+   */
+  uint64_t delay_us;
+} rio_fault_t;
+
+/*
  Runtime configuration. Fill with `rio_runtime_config_default`, then
  change fields. Zero in a numeric field means "environment, else default".
  */
@@ -181,6 +266,12 @@ typedef struct {
    Thread-pool workers and io-wq worker bound (0 = 2 x CPUs, 4..64).
    */
   uint32_t worker_threads;
+  /*
+   Wrap the backend in the fault-injecting backend (default false): a
+   testing tool for callers, see rio_runtime_add_fault and
+   rio_runtime_simulate_power_loss.
+   */
+  bool fault_injection;
 } rio_runtime_config_t;
 
 /*
@@ -282,6 +373,34 @@ void *rio_buf_alloc(size_t len);
  Frees a buffer from `rio_buf_alloc`. NULL is a no-op.
  */
 void rio_buf_free(void *buf);
+
+/*
+ Fills `fault` with defaults (EIO on the next operation). NULL is ignored.
+ */
+void rio_fault_default(rio_fault_t *fault);
+
+/*
+ Adds a fault rule to a runtime opened with `fault_injection`. Returns 0;
+ `-EOPNOTSUPP` for a runtime without fault injection; `-EINVAL` for NULL
+ arguments or bad fields.
+ */
+int rio_runtime_add_fault(rio_runtime_t *rt, const rio_fault_t *fault);
+
+/*
+ Removes every fault rule. Returns 0, `-EOPNOTSUPP` or `-EINVAL` as above.
+ */
+int rio_runtime_clear_faults(rio_runtime_t *rt);
+
+/*
+ Simulates power loss under a runtime opened with `fault_injection`:
+ every change made through it since the file's last fsync/fdatasync is
+ rolled back (`RIO_CRASH_DISCARD_ALL`) or all but a random, torn prefix
+ (`RIO_CRASH_TORN_PREFIX`, repeatable with `seed`); files whose
+ directory was not fsynced after their creation vanish. Every later
+ operation on the runtime fails with `-EIO`: close its handles and
+ reopen with a new runtime to "reboot".
+ */
+int rio_runtime_simulate_power_loss(rio_runtime_t *rt, uint32_t mode, uint64_t seed);
 
 /*
  Opens `path` with `RIO_OPEN_*` flags; `mode` (e.g. 0644) applies when the

@@ -103,6 +103,8 @@ impl DiskFile {
         }
         let cpath = CString::new(path.as_os_str().as_bytes())
             .map_err(|_| Error::invalid(format!("{}: path contains a NUL byte", path.display())))?;
+        let faults = rt.fault_injector();
+        let creating = faults.is_some() && flags & open_flags::CREATE != 0 && std::fs::symlink_metadata(path).is_err();
         // SAFETY: a valid C string; the returned fd is owned below.
         let fd = loop {
             let fd = unsafe { libc::open(cpath.as_ptr(), os, mode as libc::c_uint) };
@@ -121,6 +123,9 @@ impl DiskFile {
             }
             return Err(Error::os(errno, path.display()));
         };
+        if let (true, Some(f)) = (creating, faults) {
+            f.file_created(path);
+        }
         let dio = (flags & open_flags::DIRECT != 0).then(|| dio_alignment(fd.as_raw_fd()));
         tracing::debug!(path = %path.display(), flags, ?dio, "file opened");
         Ok(DiskFile { rt: rt.clone(), fd, path: path.to_path_buf(), dio })
@@ -275,6 +280,26 @@ impl DiskFile {
         }
         Ok(())
     }
+}
+
+/// fsyncs a directory through the engine, making the entries created or
+/// removed in it durable (needed after creating a file that must survive a
+/// crash).
+pub fn sync_dir(rt: &Runtime, dir: impl AsRef<Path>) -> Result<()> {
+    let dir = dir.as_ref();
+    let cpath = CString::new(dir.as_os_str().as_bytes())
+        .map_err(|_| Error::invalid(format!("{}: path contains a NUL byte", dir.display())))?;
+    // SAFETY: a valid C string; the fd is owned right away.
+    let fd = unsafe { libc::open(cpath.as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC) };
+    if fd < 0 {
+        return Err(Error::from_io(std::io::Error::last_os_error(), format_args!("{}: open directory", dir.display())));
+    }
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let res = unsafe { rt.engine().execute_one(Op::new(fd.as_raw_fd(), OpKind::Fsync, 0)) };
+    if res < 0 {
+        return Err(Error::os((-res) as i32, format_args!("{}: fsync directory", dir.display())));
+    }
+    Ok(())
 }
 
 fn check_range(offset: u64, len: u64) -> Result<()> {

@@ -17,5 +17,5 @@ pub use batch::Batch;
 pub use buf::AlignedBuf;
 pub use engine::{BackendKind, Op, OpCode, OpKind};
 pub use error::{Error, Result};
-pub use file::{open_flags, DioAlign, DiskFile};
-pub use runtime::{BackendChoice, Capabilities, Runtime, RuntimeConfig};
+pub use file::{open_flags, sync_dir, DioAlign, DiskFile};
+pub use runtime::{BackendChoice, Capabilities, CrashMode, FaultAction, FaultInjector, FaultRule, Runtime, RuntimeConfig};

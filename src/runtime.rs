@@ -2,6 +2,8 @@
 
 use std::sync::Arc;
 
+use crate::engine::fault::FaultBackend;
+pub use crate::engine::fault::{CrashMode, FaultAction, FaultRule};
 use crate::engine::pool::PoolBackend;
 use crate::engine::uring::{RingInfo, RingParams, UringBackend};
 use crate::engine::{Backend, BackendKind, Engine};
@@ -39,6 +41,9 @@ pub struct RuntimeConfig {
     pub max_concurrent_ops: Option<u32>,
     /// Thread-pool workers, and the io-wq worker bound per ring.
     pub worker_threads: Option<u32>,
+    /// Wrap the backend in the fault-injecting backend (a testing tool:
+    /// see `Runtime::fault_injector`).
+    pub fault_injection: bool,
 }
 
 /// The settings actually in use, after environment and defaults.
@@ -67,6 +72,34 @@ pub(crate) struct RuntimeInner {
     pub engine: Engine,
     pub caps: Capabilities,
     uring: Option<Arc<UringBackend>>,
+    faults: Option<Arc<FaultBackend>>,
+}
+
+/// Controls a runtime opened with `fault_injection`: rules that fail,
+/// shorten or delay operations, and simulated power loss. A testing tool.
+#[derive(Clone)]
+pub struct FaultInjector(Arc<FaultBackend>);
+
+impl FaultInjector {
+    /// Adds a rule; rules count operations from the moment they are added.
+    pub fn add_rule(&self, rule: FaultRule) {
+        self.0.add_rule(rule)
+    }
+
+    pub fn clear_rules(&self) {
+        self.0.clear_rules()
+    }
+
+    /// Simulates power loss: unsynced changes are rolled back (all, or all
+    /// but a torn prefix), unsynced new files vanish, and every later
+    /// operation of this runtime fails with EIO.
+    pub fn crash(&self, mode: CrashMode) {
+        self.0.crash(mode)
+    }
+
+    pub(crate) fn file_created(&self, path: &std::path::Path) {
+        self.0.file_created(path)
+    }
 }
 
 /// A runtime: one engine (io_uring or thread pool) shared by its files and
@@ -179,11 +212,17 @@ impl Runtime {
             },
         };
         let backend: Box<dyn Backend> = match &uring {
-            Some(u) => Box::new(SharedUring(u.clone())),
+            Some(u) => Box::new(Shared(u.clone())),
             None => Box::new(
                 PoolBackend::new(settings.worker_threads as usize)
                     .map_err(|e| Error::from_io(e, "thread pool: cannot start workers"))?,
             ),
+        };
+        let (backend, faults): (Box<dyn Backend>, _) = if config.fault_injection {
+            let f = Arc::new(FaultBackend::new(backend));
+            (Box::new(Shared(f.clone())), Some(f))
+        } else {
+            (backend, None)
         };
         let kind = backend.kind();
         let caps = Capabilities {
@@ -195,7 +234,7 @@ impl Runtime {
         };
         tracing::info!(backend = kind.name(), "runtime opened");
         let engine = Engine::new(backend, settings.max_concurrent_ops as usize, metrics);
-        Ok(Runtime { inner: Arc::new(RuntimeInner { engine, caps, uring }) })
+        Ok(Runtime { inner: Arc::new(RuntimeInner { engine, caps, uring, faults }) })
     }
 
     /// A runtime from defaults and the environment.
@@ -219,6 +258,11 @@ impl Runtime {
     /// proof that io_uring is really used.
     pub fn sqes_submitted(&self) -> u64 {
         self.inner.uring.as_ref().map_or(0, |u| u.sqes_submitted.load(std::sync::atomic::Ordering::Relaxed))
+    }
+
+    /// The fault controls, when opened with `fault_injection`.
+    pub fn fault_injector(&self) -> Option<FaultInjector> {
+        self.inner.faults.clone().map(FaultInjector)
     }
 
     /// Lone reads the io_uring backend served from the page cache without
@@ -263,10 +307,11 @@ fn ring_params(s: &Resolved) -> RingParams {
     }
 }
 
-/// Lets the engine own a backend the runtime also inspects (counters, info).
-struct SharedUring(Arc<UringBackend>);
+/// Lets the engine own a backend the runtime also inspects (counters,
+/// fault controls).
+struct Shared<B>(Arc<B>);
 
-impl Backend for SharedUring {
+impl<B: Backend> Backend for Shared<B> {
     fn kind(&self) -> BackendKind {
         self.0.kind()
     }

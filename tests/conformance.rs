@@ -170,6 +170,7 @@ fn batch_larger_than_ring(rt: &Runtime, dir: &Path) {
         queue_depth: Some(4),
         max_concurrent_ops: Some(16),
         worker_threads: Some(2),
+        ..Default::default()
     })
     .unwrap();
     let f = rw(&small, dir, "big");

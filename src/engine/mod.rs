@@ -6,6 +6,7 @@
 //! completion (continuing short transfers, retrying EINTR/EAGAIN) and return
 //! only when the kernel no longer references any op's memory.
 
+pub(crate) mod fault;
 mod limit;
 pub(crate) mod pool;
 pub(crate) mod uring;
@@ -130,6 +131,15 @@ impl OpCode {
 
     pub fn index(self) -> usize {
         self as usize
+    }
+
+    /// Vectored kinds belong to the family of their plain kind.
+    pub fn family(self) -> OpCode {
+        match self {
+            OpCode::Readv => OpCode::Read,
+            OpCode::Writev => OpCode::Write,
+            other => other,
+        }
     }
 }
 
@@ -326,7 +336,7 @@ pub(crate) fn run_blocking(op: &mut Op) {
     }
 }
 
-fn blocking_syscall(op: &Op, progress: &Progress) -> i64 {
+pub(crate) fn blocking_syscall(op: &Op, progress: &Progress) -> i64 {
     // SAFETY: pointers come from the op, valid per `execute`'s contract.
     let res: i64 = unsafe {
         match (op.kind, progress.step(op)) {

@@ -11,6 +11,7 @@ use crate::error::Error;
 
 pub mod batch;
 pub mod buf;
+pub mod fault;
 pub mod file;
 pub mod runtime;
 

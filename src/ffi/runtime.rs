@@ -34,6 +34,10 @@ pub struct rio_runtime_config_t {
     pub max_concurrent_ops: u32,
     /// Thread-pool workers and io-wq worker bound (0 = 2 x CPUs, 4..64).
     pub worker_threads: u32,
+    /// Wrap the backend in the fault-injecting backend (default false): a
+    /// testing tool for callers, see rio_runtime_add_fault and
+    /// rio_runtime_simulate_power_loss.
+    pub fault_injection: bool,
 }
 
 impl rio_runtime_config_t {
@@ -44,6 +48,7 @@ impl rio_runtime_config_t {
             queue_depth: 0,
             max_concurrent_ops: 0,
             worker_threads: 0,
+            fault_injection: false,
         }
     }
 
@@ -60,6 +65,7 @@ impl rio_runtime_config_t {
             queue_depth: nonzero(self.queue_depth),
             max_concurrent_ops: nonzero(self.max_concurrent_ops),
             worker_threads: nonzero(self.worker_threads),
+            fault_injection: self.fault_injection,
         })
     }
 }

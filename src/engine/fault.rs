@@ -1,0 +1,355 @@
+//! The fault-injecting backend: a testing tool for librio and for its
+//! callers. It wraps a real backend and can fail the Nth operation of a
+//! kind with a chosen errno, return short transfers, add latency, and
+//! simulate power loss.
+//!
+//! Power loss: before every write, truncate or fallocate it saves what the
+//! change will overwrite (an undo record, read through a second, buffered
+//! descriptor of the same file). A completed fsync/fdatasync of a file
+//! drops that file's records; an fsync of a directory makes the files
+//! created in it since then durable. `crash()` then rolls back, per file,
+//! every change since its last sync (or all but a random prefix, the last
+//! kept write torn at a random byte), unlinks files whose directory entry
+//! was never synced, and fails every later operation with EIO, as a dead
+//! machine would. Removals of files are treated as immediately durable.
+
+use std::collections::HashMap;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use parking_lot::Mutex;
+
+use super::{After, Backend, BackendKind, Op, OpCode, OpKind, Progress, Step};
+
+/// What a matching operation suffers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultAction {
+    /// The first attempt fails with this errno (EINTR/EAGAIN are retried
+    /// by the engine and never reach the caller; EIO, ENOSPC... do).
+    Error(i32),
+    /// Every attempt transfers at most half of what is left (at least 1
+    /// byte), so the engine must continue the transfer.
+    Short,
+    /// The operation is delayed before it runs.
+    Delay(Duration),
+}
+
+/// Fail (or shorten, or delay) operations `nth..nth+count` (1-based,
+/// counted from when the rule is added) among those of kind `op` (all
+/// kinds when `None`; `Read` also matches `Readv`, `Write` `Writev`).
+/// `count` 0 means every one from `nth` on.
+#[derive(Debug, Clone, Copy)]
+pub struct FaultRule {
+    pub op: Option<OpCode>,
+    pub nth: u64,
+    pub count: u64,
+    pub action: FaultAction,
+}
+
+/// How a simulated power loss treats unsynced changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CrashMode {
+    /// Every change since the file's last sync is lost.
+    DiscardAll,
+    /// A random prefix of each file's unsynced changes survives, the last
+    /// surviving write torn at a random byte. `seed` makes it repeatable.
+    TornPrefix { seed: u64 },
+}
+
+struct ActiveRule {
+    rule: FaultRule,
+    seen: u64,
+}
+
+impl ActiveRule {
+    fn matches(&mut self, code: OpCode) -> bool {
+        if self.rule.op.is_some_and(|k| k.family() != code.family()) {
+            return false;
+        }
+        self.seen += 1;
+        self.seen >= self.rule.nth && (self.rule.count == 0 || self.seen < self.rule.nth + self.rule.count)
+    }
+}
+
+/// The state a change overwrote: the file size before it, and the bytes
+/// that were at `offset` (only those below the old size).
+struct Undo {
+    old_size: u64,
+    offset: u64,
+    saved: Vec<u8>,
+    /// Bytes the change wrote at `offset` (for tearing), 0 for size changes.
+    written: u64,
+}
+
+impl Undo {
+    fn rollback(&self, fd: RawFd) {
+        unsafe { libc::ftruncate(fd, self.old_size as i64) };
+        pwrite_all(fd, self.offset, &self.saved);
+    }
+
+    /// Reverts this write from a random byte on, so it looks half-written.
+    fn tear(&self, fd: RawFd, dice: &mut Dice) {
+        if self.written < 2 {
+            return;
+        }
+        let cut = 1 + dice.below(self.written - 1);
+        let start = self.offset + cut;
+        if (cut as usize) < self.saved.len() {
+            pwrite_all(fd, start, &self.saved[cut as usize..]);
+        }
+        if self.offset + self.written > self.old_size {
+            // The write extended the file: the torn part never reached it.
+            unsafe { libc::ftruncate(fd, start.max(self.old_size) as i64) };
+        }
+    }
+}
+
+struct FileJournal {
+    /// A buffered descriptor of the same file, for snapshots and rollback.
+    shadow: OwnedFd,
+    undo: Vec<Undo>,
+}
+
+#[derive(Default)]
+struct Journal {
+    files: HashMap<(u64, u64), FileJournal>,
+    /// Files created since their directory was last synced: (dir id, path).
+    created: Vec<((u64, u64), PathBuf)>,
+}
+
+pub(crate) struct FaultBackend {
+    inner: Box<dyn Backend>,
+    rules: Mutex<Vec<ActiveRule>>,
+    journal: Mutex<Journal>,
+    crashed: AtomicBool,
+}
+
+fn file_id(fd: RawFd) -> Option<((u64, u64), bool)> {
+    let st = nix::sys::stat::fstat(unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }).ok()?;
+    Some(((st.st_dev, st.st_ino), st.st_mode & libc::S_IFMT == libc::S_IFDIR))
+}
+
+fn file_size(fd: RawFd) -> u64 {
+    nix::sys::stat::fstat(unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }).map_or(0, |st| st.st_size as u64)
+}
+
+fn pread_all(fd: RawFd, offset: u64, len: usize) -> Vec<u8> {
+    let mut buf = vec![0u8; len];
+    let mut done = 0;
+    while done < len {
+        let n = unsafe { libc::pread(fd, buf[done..].as_mut_ptr().cast(), len - done, (offset + done as u64) as i64) };
+        if n <= 0 {
+            break;
+        }
+        done += n as usize;
+    }
+    buf.truncate(done);
+    buf
+}
+
+fn pwrite_all(fd: RawFd, offset: u64, data: &[u8]) {
+    let mut done = 0;
+    while done < data.len() {
+        let n = unsafe { libc::pwrite(fd, data[done..].as_ptr().cast(), data.len() - done, (offset + done as u64) as i64) };
+        if n <= 0 {
+            return;
+        }
+        done += n as usize;
+    }
+}
+
+/// A small deterministic generator for crash choices (no dependency for a
+/// test tool's dice).
+struct Dice(u64);
+
+impl Dice {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        if n == 0 { 0 } else { self.0 % n }
+    }
+}
+
+impl FaultBackend {
+    pub fn new(inner: Box<dyn Backend>) -> FaultBackend {
+        FaultBackend {
+            inner,
+            rules: Mutex::new(Vec::new()),
+            journal: Mutex::new(Journal::default()),
+            crashed: AtomicBool::new(false),
+        }
+    }
+
+    pub fn add_rule(&self, rule: FaultRule) {
+        self.rules.lock().push(ActiveRule { rule, seen: 0 });
+    }
+
+    pub fn clear_rules(&self) {
+        self.rules.lock().clear();
+    }
+
+    /// Records that `path` was just created (its directory entry is not durable yet).
+    pub(crate) fn file_created(&self, path: &Path) {
+        let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        if let Ok(meta) = std::fs::metadata(dir) {
+            use std::os::unix::fs::MetadataExt;
+            self.journal.lock().created.push(((meta.dev(), meta.ino()), path.to_path_buf()));
+        }
+    }
+
+    fn action_for(&self, code: OpCode) -> Option<FaultAction> {
+        let mut rules = self.rules.lock();
+        // Every rule counts the op, even when an earlier rule already fires.
+        rules.iter_mut().map(|r| r.matches(code).then_some(r.rule.action)).fold(None, |a, b| a.or(b))
+    }
+
+    /// Saves what `op` is about to change, for a later crash.
+    fn journal_before(&self, op: &Op) {
+        let (offset, len) = match op.kind {
+            OpKind::Write { .. } | OpKind::Writev { .. } => (op.offset, op.transfer_len()),
+            OpKind::Ftruncate { len } => (len, u64::MAX),
+            OpKind::Fallocate { .. } => (0, 0),
+            _ => return,
+        };
+        let Some((id, _)) = file_id(op.fd) else { return };
+        let mut journal = self.journal.lock();
+        let entry = match journal.files.entry(id) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(v) => {
+                let path = format!("/proc/self/fd/{}", op.fd);
+                let cpath = std::ffi::CString::new(path).unwrap();
+                let fd = unsafe { libc::open(cpath.as_ptr(), libc::O_RDWR | libc::O_CLOEXEC) };
+                if fd < 0 {
+                    return;
+                }
+                v.insert(FileJournal { shadow: unsafe { OwnedFd::from_raw_fd(fd) }, undo: Vec::new() })
+            }
+        };
+        let shadow = entry.shadow.as_raw_fd();
+        let old_size = file_size(shadow);
+        let end = offset.saturating_add(len).min(old_size);
+        let saved = if offset < end { pread_all(shadow, offset, (end - offset) as usize) } else { Vec::new() };
+        let written = if matches!(op.kind, OpKind::Write { .. } | OpKind::Writev { .. }) { len } else { 0 };
+        entry.undo.push(Undo { old_size, offset, saved, written });
+    }
+
+    /// A completed sync makes the file's (or directory's) changes durable.
+    fn journal_after(&self, op: &Op) {
+        if !matches!(op.kind, OpKind::Fsync | OpKind::Fdatasync) || op.result < 0 {
+            return;
+        }
+        let Some((id, is_dir)) = file_id(op.fd) else { return };
+        let mut journal = self.journal.lock();
+        if is_dir {
+            journal.created.retain(|(dir, _)| *dir != id);
+        } else if let Some(f) = journal.files.get_mut(&id) {
+            f.undo.clear();
+        }
+    }
+
+    /// Simulates power loss; every later operation fails with EIO.
+    pub fn crash(&self, mode: CrashMode) {
+        self.crashed.store(true, Ordering::SeqCst);
+        let mut journal = self.journal.lock();
+        let mut dice = Dice(match mode {
+            CrashMode::TornPrefix { seed } => seed | 1,
+            CrashMode::DiscardAll => 1,
+        });
+        for f in journal.files.values_mut() {
+            let keep = match mode {
+                CrashMode::DiscardAll => 0,
+                CrashMode::TornPrefix { .. } => dice.below(f.undo.len() as u64 + 1) as usize,
+            };
+            let fd = f.shadow.as_raw_fd();
+            for u in f.undo.drain(keep..).rev() {
+                u.rollback(fd);
+            }
+            if let (CrashMode::TornPrefix { .. }, Some(last)) = (mode, f.undo.last()) {
+                last.tear(fd, &mut dice);
+            }
+            f.undo.clear();
+        }
+        for (_, path) in journal.created.drain(..) {
+            let _ = std::fs::remove_file(path);
+        }
+        tracing::warn!(?mode, "fault injection: simulated power loss");
+    }
+}
+
+impl Backend for FaultBackend {
+    fn kind(&self) -> BackendKind {
+        self.inner.kind()
+    }
+
+    unsafe fn execute(&self, ops: &mut [Op]) {
+        if self.crashed.load(Ordering::SeqCst) {
+            ops.iter_mut().for_each(|op| op.result = -(libc::EIO as i64));
+            return;
+        }
+        let mut plain = Vec::new();
+        for (i, op) in ops.iter_mut().enumerate() {
+            self.journal_before(op);
+            match self.action_for(op.code()) {
+                Some(action) => run_faulted(op, action),
+                None => plain.push(i),
+            }
+        }
+        if !plain.is_empty() {
+            let mut rest: Vec<Op> = plain.iter().map(|&i| ops[i]).collect();
+            unsafe { self.inner.execute(&mut rest) };
+            for (&i, done) in plain.iter().zip(rest) {
+                ops[i].result = done.result;
+            }
+        }
+        ops.iter().for_each(|op| self.journal_after(op));
+    }
+}
+
+/// Runs one op with blocking syscalls, applying `action` the way the
+/// kernel would: an error on the first attempt, or short transfers.
+fn run_faulted(op: &mut Op, action: FaultAction) {
+    let mut progress = Progress::new(op);
+    let mut first = true;
+    loop {
+        let res = match action {
+            FaultAction::Error(errno) if first => -(errno as i64),
+            FaultAction::Short => short_step(op, &progress),
+            FaultAction::Delay(d) if first => {
+                std::thread::sleep(d);
+                super::blocking_syscall(op, &progress)
+            }
+            _ => super::blocking_syscall(op, &progress),
+        };
+        first = false;
+        if progress.complete(op, res) == After::Done {
+            return;
+        }
+    }
+}
+
+fn first_nonempty(iov: *const libc::iovec, iovcnt: usize) -> Option<libc::iovec> {
+    super::iov_slice(iov, iovcnt).iter().find(|v| v.iov_len > 0).copied()
+}
+
+/// One attempt that moves at most half of what is left.
+fn short_step(op: &Op, progress: &Progress) -> i64 {
+    let res = unsafe {
+        match (op.kind, progress.step(op)) {
+            (OpKind::Read { .. }, Step::Buf { addr, len, offset }) => libc::pread(op.fd, addr.cast(), len.div_ceil(2), offset as i64),
+            (OpKind::Write { .. }, Step::Buf { addr, len, offset }) => libc::pwrite(op.fd, addr.cast(), len.div_ceil(2), offset as i64),
+            (OpKind::Readv { .. }, Step::Iov { iov, iovcnt, offset }) => match first_nonempty(iov, iovcnt) {
+                Some(v) => libc::pread(op.fd, v.iov_base, v.iov_len.div_ceil(2), offset as i64),
+                None => 0,
+            },
+            (OpKind::Writev { .. }, Step::Iov { iov, iovcnt, offset }) => match first_nonempty(iov, iovcnt) {
+                Some(v) => libc::pwrite(op.fd, v.iov_base, v.iov_len.div_ceil(2), offset as i64),
+                None => 0,
+            },
+            _ => return super::blocking_syscall(op, progress),
+        }
+    };
+    if res < 0 { -(std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO) as i64) } else { res as i64 }
+}
