@@ -127,7 +127,7 @@ fn all(opts: &Opts) -> Vec<FileWorkload> {
                 title: format!("seed: {} × 1 MiB write + fsync (buffered)", opts.seed_mib),
                 metric: Metric::Mbps,
                 about: format!(
-                    "The seed's workload: a fresh (truncated) file gets {} sequential 1 MiB buffered writes, then one fsync; the time covers the writes and the fsync.",
+                    "The seed's workload: a fresh (truncated) file gets {} sequential 1 MiB buffered writes, then one fsync; the time covers the writes and the fsync (rounds repeat for the run's duration; truncation is not timed).",
                     opts.seed_mib
                 ),
             },
@@ -314,17 +314,34 @@ fn rio_io(rt: &Runtime, path: &Path, spec: &IoSpec, dur: Duration) -> Result<Sam
     Ok(Sample { ops, bytes: ops * spec.bs as u64, secs, peak_rss_kib: None })
 }
 
-fn rio_seed(rt: &Runtime, path: &Path, mib: u64, buf: &[u8]) -> Result<Sample, String> {
-    let flags = open_flags::WRITE | open_flags::CREATE | open_flags::TRUNCATE;
-    let f = DiskFile::open(rt, path, flags, 0o644).map_err(|e| e.to_string())?;
-    let start = Instant::now();
-    for i in 0..mib {
-        let n = f.write_at(buf, i * MIB as u64).map_err(|e| e.to_string())?;
-        check_len(n, MIB, "rio write")?;
+/// The seed workload repeated until `dur` has passed (at least once): each
+/// round truncates the file (untimed), then times `mib` 1 MiB writes and
+/// one fsync. The sample is the sum of the timed parts.
+fn repeat_seed(dur: Duration, mib: u64, mut round: impl FnMut() -> Result<f64, String>) -> Result<Sample, String> {
+    let wall = Instant::now();
+    let (mut secs, mut rounds) = (0.0, 0u64);
+    loop {
+        secs += round()?;
+        rounds += 1;
+        if wall.elapsed() >= dur {
+            break;
+        }
     }
-    f.sync().map_err(|e| e.to_string())?;
-    let secs = start.elapsed().as_secs_f64();
-    Ok(Sample { ops: mib, bytes: mib * MIB as u64, secs, peak_rss_kib: None })
+    Ok(Sample { ops: rounds * mib, bytes: rounds * mib * MIB as u64, secs, peak_rss_kib: None })
+}
+
+fn rio_seed(rt: &Runtime, path: &Path, mib: u64, buf: &[u8], dur: Duration) -> Result<Sample, String> {
+    repeat_seed(dur, mib, || {
+        let flags = open_flags::WRITE | open_flags::CREATE | open_flags::TRUNCATE;
+        let f = DiskFile::open(rt, path, flags, 0o644).map_err(|e| e.to_string())?;
+        let start = Instant::now();
+        for i in 0..mib {
+            let n = f.write_at(buf, i * MIB as u64).map_err(|e| e.to_string())?;
+            check_len(n, MIB, "rio write")?;
+        }
+        f.sync().map_err(|e| e.to_string())?;
+        Ok(start.elapsed().as_secs_f64())
+    })
 }
 
 // ---------------------------------------------------------------- std
@@ -353,15 +370,16 @@ fn std_io(path: &Path, spec: &IoSpec, dur: Duration) -> Result<Sample, String> {
     Ok(Sample { ops, bytes: ops * spec.bs as u64, secs, peak_rss_kib: None })
 }
 
-fn std_seed(path: &Path, mib: u64, buf: &[u8]) -> Result<Sample, String> {
-    let f = std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let start = Instant::now();
-    for i in 0..mib {
-        f.write_all_at(buf, i * MIB as u64).map_err(|e| format!("std write: {e}"))?;
-    }
-    f.sync_all().map_err(|e| format!("std fsync: {e}"))?;
-    let secs = start.elapsed().as_secs_f64();
-    Ok(Sample { ops: mib, bytes: mib * MIB as u64, secs, peak_rss_kib: None })
+fn std_seed(path: &Path, mib: u64, buf: &[u8], dur: Duration) -> Result<Sample, String> {
+    repeat_seed(dur, mib, || {
+        let f = std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let start = Instant::now();
+        for i in 0..mib {
+            f.write_all_at(buf, i * MIB as u64).map_err(|e| format!("std write: {e}"))?;
+        }
+        f.sync_all().map_err(|e| format!("std fsync: {e}"))?;
+        Ok(start.elapsed().as_secs_f64())
+    })
 }
 
 // ---------------------------------------------------------------- tokio
@@ -399,17 +417,19 @@ fn tokio_io(trt: &tokio::runtime::Runtime, path: &Path, spec: &IoSpec, dur: Dura
     })
 }
 
-fn tokio_seed(trt: &tokio::runtime::Runtime, path: &Path, mib: u64, buf: &[u8]) -> Result<Sample, String> {
+/// The seed as a tokio user writes it: tokio::fs::File, write_all, sync_all.
+fn tokio_seed(trt: &tokio::runtime::Runtime, path: &Path, mib: u64, buf: &[u8], dur: Duration) -> Result<Sample, String> {
     use tokio::io::AsyncWriteExt;
-    trt.block_on(async {
-        let mut f = tokio::fs::File::create(path).await.map_err(|e| format!("{}: {e}", path.display()))?;
-        let start = Instant::now();
-        for _ in 0..mib {
-            f.write_all(buf).await.map_err(|e| format!("tokio write: {e}"))?;
-        }
-        f.sync_all().await.map_err(|e| format!("tokio fsync: {e}"))?;
-        let secs = start.elapsed().as_secs_f64();
-        Ok(Sample { ops: mib, bytes: mib * MIB as u64, secs, peak_rss_kib: None })
+    repeat_seed(dur, mib, || {
+        trt.block_on(async {
+            let mut f = tokio::fs::File::create(path).await.map_err(|e| format!("{}: {e}", path.display()))?;
+            let start = Instant::now();
+            for _ in 0..mib {
+                f.write_all(buf).await.map_err(|e| format!("tokio write: {e}"))?;
+            }
+            f.sync_all().await.map_err(|e| format!("tokio fsync: {e}"))?;
+            Ok(start.elapsed().as_secs_f64())
+        })
     })
 }
 
@@ -489,11 +509,11 @@ pub fn run_all(opts: &Opts, env: &Env, res: &mut Results) {
                 let (p1, p2, p3, p4) = (path.clone(), path.clone(), path.clone(), path.clone());
                 let buf: &[u8] = &seed_buf;
                 if let Ok(rt) = &env.uring {
-                    units.push(unit(&id, RIO_URING, Box::new(move |_| rio_seed(rt, &p1, mib, buf))));
+                    units.push(unit(&id, RIO_URING, Box::new(move |d| rio_seed(rt, &p1, mib, buf, d))));
                 }
-                units.push(unit(&id, RIO_POOL, Box::new(move |_| rio_seed(&env.pool, &p2, mib, buf))));
-                units.push(unit(&id, STD, Box::new(move |_| std_seed(&p3, mib, buf))));
-                units.push(unit(&id, TOKIO, Box::new(move |_| tokio_seed(&env.tokio, &p4, mib, buf))));
+                units.push(unit(&id, RIO_POOL, Box::new(move |d| rio_seed(&env.pool, &p2, mib, buf, d))));
+                units.push(unit(&id, STD, Box::new(move |d| std_seed(&p3, mib, buf, d))));
+                units.push(unit(&id, TOKIO, Box::new(move |d| tokio_seed(&env.tokio, &p4, mib, buf, d))));
                 res.note(&w.id, FIO, "not run: fio's buffered write + end_fsync timing is not comparable");
             }
             Kind::Io(spec) => {
@@ -526,12 +546,8 @@ pub fn run_all(opts: &Opts, env: &Env, res: &mut Results) {
             res.notes.entry((w.id.clone(), FIO.to_string())).or_insert_with(|| format!("absent: {why}"));
         }
         units.retain(|u| opts.peer_on(&u.peer));
-        // Fixed-size workloads warm up on their own first run; timed ones
-        // get a short unrecorded pass (rings, thread pools, page faults).
-        let warm = match fw.kind {
-            Kind::Seed { .. } => None,
-            Kind::Io(_) => Some((opts.duration / 5).max(Duration::from_millis(20))),
-        };
+        // A short unrecorded pass first (rings, thread pools, page faults).
+        let warm = Some((opts.duration / 5).max(Duration::from_millis(20)));
         run_interleaved(&mut units, opts, warm, res);
         drop(units);
         if matches!(fw.kind, Kind::Seed { .. }) {
