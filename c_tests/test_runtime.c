@@ -558,7 +558,92 @@ static void test_seccomp_fallback(void) {
     }
 }
 
-int main(void) {
+/* RIO_LOG (DESIGN.md, Environment): a tracing filter for stderr logging,
+ * off by default. Runs this program again (so the library starts fresh
+ * with the variable set) with stderr on a pipe. */
+static void rio_log_child(void) {
+    rio_runtime_config_t cfg;
+    rio_runtime_config_default(&cfg);
+    cfg.backend = RIO_BACKEND_THREAD_POOL;
+    rio_runtime_t *rt = NULL;
+    if (rio_runtime_open(&cfg, &rt) != 0)
+        _exit(3);
+    char path[512];
+    check_path(path, sizeof path, getenv("RIO_CTEST_DIR"), "log.dat");
+    rio_file_t *f = NULL;
+    if (rio_file_open(rt, path, RIO_OPEN_READ | RIO_OPEN_WRITE | RIO_OPEN_CREATE, 0644, &f) == 0) {
+        rio_file_write_at(f, "x", 1, 0);
+        rio_file_close(f);
+    }
+    unlink(path);
+    rio_runtime_close(rt);
+}
+
+/* Runs `self --rio-log-child` with RIO_LOG = value (NULL: unset); returns
+ * the length of its stderr, copied into out. */
+static ssize_t run_log_child(const char *mode, const char *value, char *out, size_t cap) {
+    int fds[2];
+    if (pipe(fds) != 0)
+        return -1;
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(fds[1], 2);
+        close(fds[0]);
+        close(fds[1]);
+        if (value)
+            setenv("RIO_LOG", value, 1);
+        else
+            unsetenv("RIO_LOG");
+        setenv("RIO_CTEST_DIR", dir, 1);
+        execl("/proc/self/exe", "test_runtime", mode, (char *)NULL);
+        _exit(4);
+    }
+    close(fds[1]);
+    size_t got = 0;
+    ssize_t n;
+    while ((n = read(fds[0], out + got, cap - 1 - got)) > 0 && got < cap - 1)
+        got += (size_t)n;
+    out[got] = '\0';
+    close(fds[0]);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    return (ssize_t)got;
+}
+
+static void test_rio_log(void) {
+    static char out[1 << 16];
+    /* Unset or off: the library writes nothing to stderr. */
+    CHECK_EQ(run_log_child("--rio-log-child", NULL, out, sizeof out), 0);
+    if (out[0])
+        fprintf(stderr, "    unexpected stderr without RIO_LOG: %.200s\n", out);
+    CHECK_EQ(run_log_child("--rio-log-child", "off", out, sizeof out), 0);
+    /* A filter: log lines on stderr (the runtime being opened at least). */
+    ssize_t n = run_log_child("--rio-log-child", "debug", out, sizeof out);
+    CHECK(n > 0);
+    n = run_log_child("--rio-log-child", "rio=debug", out, sizeof out);
+    CHECK(n > 0);
+    if (n <= 0)
+        fprintf(stderr, "    RIO_LOG=rio=debug produced no log output\n");
+    CHECK(strstr(out, "runtime opened") != NULL);
+    /* An invalid filter is an error naming the variable (checked in the child). */
+    run_log_child("--rio-log-invalid", "rio=[[", out, sizeof out);
+}
+
+int main(int argc, char **argv) {
+    if (argc > 1 && strcmp(argv[1], "--rio-log-child") == 0) {
+        rio_log_child();
+        return 0;
+    }
+    if (argc > 1 && strcmp(argv[1], "--rio-log-invalid") == 0) {
+        /* An invalid filter: rio_runtime_open fails naming the variable. */
+        rio_runtime_t *rt = NULL;
+        int rc = rio_runtime_open(NULL, &rt);
+        rio_runtime_close(rt);
+        return rc == -EINVAL && strstr(rio_last_error_message(), "RIO_LOG") ? 0 : 5;
+    }
     unsetenv("RUSTFS_ENABLE_IO_URING");
     unsetenv("RUSTFS_MAX_CONCURRENT_FILE_OPS");
     check_tmpdir(dir, sizeof dir);
@@ -572,6 +657,7 @@ int main(void) {
 #if defined(__x86_64__)
     test_seccomp_fallback();
 #endif
+    test_rio_log();
     check_rmtree(dir);
     return check_summary("test_runtime");
 }
