@@ -13,38 +13,10 @@ pub mod batch;
 pub mod buf;
 pub mod fault;
 pub mod file;
-pub mod log;
 pub mod runtime;
 
 thread_local! {
     static LAST_ERROR: RefCell<CString> = RefCell::new(CString::default());
-}
-
-/// Installs the stderr logger selected by `RIO_LOG` (a tracing filter such
-/// as `info` or `rio=debug`; unset or empty = no logging), once per process,
-/// on the first `rio_runtime_open`. The C ABI is where this belongs: Rust
-/// users of the crate install their own subscriber. An invalid filter is an
-/// error naming the variable (every `rio_runtime_open` reports it).
-pub(crate) fn init_logging() -> crate::Result<()> {
-    static INIT: OnceLock<std::result::Result<(), String>> = OnceLock::new();
-    INIT.get_or_init(|| {
-        let value = match std::env::var("RIO_LOG") {
-            Err(std::env::VarError::NotPresent) => return Ok(()),
-            Err(_) => return Err("RIO_LOG: value is not valid UTF-8".to_string()),
-            Ok(v) => v,
-        };
-        if value.trim().is_empty() {
-            return Ok(());
-        }
-        let filter = tracing_subscriber::EnvFilter::try_new(value.trim())
-            .map_err(|e| format!("RIO_LOG={value:?}: not a valid tracing filter: {e}"))?;
-        // Fails only when the process already has a global subscriber; then
-        // that one receives our events, which is what its owner wants.
-        let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
-        Ok(())
-    })
-    .clone()
-    .map_err(Error::invalid)
 }
 
 /// Records `message` as the calling thread's last error.

@@ -120,9 +120,6 @@ pub extern "C" fn rio_runtime_open(cfg: *const rio_runtime_config_t, out: *mut *
     ffi_boundary!("rio_runtime_open", {
         check_null!("rio_runtime_open", out);
         unsafe { *out = std::ptr::null_mut() };
-        if let Err(e) = super::init_logging() {
-            return fail("rio_runtime_open", e);
-        }
         let config = if cfg.is_null() {
             Ok(RuntimeConfig::default())
         } else {
