@@ -364,12 +364,12 @@ impl Report<'_> {
                     bars.push(("loop".into(), v));
                 }
             }
-            if !bars.is_empty() {
+            if bars.iter().any(|(p, _)| p != "loop") {
                 blocks.push((w.title.clone(), w.metric, bars));
             }
         }
         let (label_w, bar_w, row_h, head_h, gap) = (170.0, 430.0, 15.0, 18.0, 8.0);
-        let width = label_w + bar_w + 120.0;
+        let width = label_w + bar_w + 190.0;
         let mut y = 48.0;
         let mut body = String::new();
         for (title, metric, bars) in &blocks {
@@ -381,12 +381,17 @@ impl Report<'_> {
             );
             y += head_h;
             let max = bars.iter().map(|b| b.1).fold(0.0f64, f64::max).max(1e-9);
+            let rio = bars.iter().find(|b| b.0 == RIO_URING).map(|b| b.1);
             for (p, v) in bars {
+                let vs = match rio {
+                    Some(r) if p != RIO_URING && *v > 0.0 => format!(" (rio {:.2}×)", r / v),
+                    _ => String::new(),
+                };
                 let len = (v / max * bar_w).max(1.0);
                 let name = if p == "loop" { "write+fdatasync loop" } else { peer_title(p) };
                 let _ = writeln!(
                     body,
-                    r#"<text x="{:.0}" y="{:.0}" text-anchor="end">{}</text><rect x="{:.0}" y="{:.0}" width="{:.1}" height="{:.0}" fill="{}"/><text x="{:.1}" y="{:.0}">{} {}</text>"#,
+                    r#"<text x="{:.0}" y="{:.0}" text-anchor="end">{}</text><rect x="{:.0}" y="{:.0}" width="{:.1}" height="{:.0}" fill="{}"/><text x="{:.1}" y="{:.0}">{} {}{}</text>"#,
                     label_w - 6.0,
                     y + 11.0,
                     esc(name),
@@ -398,7 +403,8 @@ impl Report<'_> {
                     label_w + len + 4.0,
                     y + 11.0,
                     num(*v),
-                    metric.unit()
+                    metric.unit(),
+                    vs
                 );
                 y += row_h;
             }
@@ -414,14 +420,14 @@ impl Report<'_> {
         let _ = writeln!(s, r#"<rect width="100%" height="100%" fill="white"/>"#);
         let _ = writeln!(
             s,
-            r#"<text x="10" y="18" font-size="14" font-weight="bold">librio vs peers — medians of {} runs (longer is better; bars relative to the best in each workload)</text>"#,
+            r#"<text x="10" y="18" font-size="14" font-weight="bold">librio vs peers: medians of {} interleaved runs (longer is better)</text>"#,
             self.opts.reps
         );
         let _ = writeln!(
             s,
             r#"<text x="10" y="36">{}</text>"#,
             esc(&format!(
-                "{} · {} CPUs {} · Linux {} · {} · fio {}",
+                "{} · {} CPUs {} · Linux {} · {} · fio {} · bars relative to the best peer of each workload",
                 m.date_utc,
                 m.cpus,
                 m.cpu_model,
