@@ -394,6 +394,70 @@ static void run_signals(rio_runtime_t *rt, const char *ctx) {
     unlink(path);
 }
 
+/* The runtime handle is closed while other threads still do I/O on files
+ * opened from it: the files keep the engine alive, every call completes. */
+struct orphan_worker {
+    rio_file_t *f;
+    pthread_barrier_t *start;
+    int id;
+    int errors;
+    const char *ctx;
+};
+
+static void *orphan_io(void *p) {
+    struct orphan_worker *w = p;
+    check_ctx = w->ctx;
+    enum { LEN = 256 * 1024 };
+    unsigned char *data = malloc(LEN), *back = malloc(LEN);
+    check_fill(data, LEN, 77 + (uint64_t)w->id, 0);
+    pthread_barrier_wait(w->start);
+    for (int i = 0; i < 30; i++) {
+        if (rio_file_write_at(w->f, data, LEN, (uint64_t)(i % 4) * LEN) != LEN)
+            w->errors++;
+        memset(back, 0, LEN);
+        if (rio_file_read_at(w->f, back, LEN, (uint64_t)(i % 4) * LEN) != LEN || memcmp(back, data, LEN) != 0)
+            w->errors++;
+        if (i % 10 == 0 && rio_file_datasync(w->f) != 0)
+            w->errors++;
+    }
+    free(data);
+    free(back);
+    return NULL;
+}
+
+static void run_close_runtime_midway(uint32_t backend) {
+    rio_runtime_t *rt = check_runtime_open(backend, NULL);
+    if (!rt)
+        return;
+    const char *ctx = check_backend_name(backend);
+    check_ctx = ctx;
+    enum { N = 6 };
+    pthread_barrier_t start;
+    pthread_barrier_init(&start, NULL, N + 1);
+    struct orphan_worker w[N];
+    pthread_t t[N];
+    char paths[N][512];
+    for (int i = 0; i < N; i++) {
+        snprintf(paths[i], sizeof paths[i], "%s/%s-orphan-%d", dir, ctx, i);
+        w[i] = (struct orphan_worker){.start = &start, .id = i, .ctx = ctx};
+        CHECK_EQ(rio_file_open(rt, paths[i], RWCT, 0644, &w[i].f), 0);
+    }
+    for (int i = 0; i < N; i++)
+        CHECK_EQ(pthread_create(&t[i], NULL, orphan_io, &w[i]), 0);
+    pthread_barrier_wait(&start);
+    struct timespec pause = {0, 2 * 1000 * 1000};
+    nanosleep(&pause, NULL);
+    rio_runtime_close(rt); /* while the threads are busy */
+    for (int i = 0; i < N; i++) {
+        pthread_join(t[i], NULL);
+        CHECK_EQ(w[i].errors, 0);
+        CHECK_EQ(rio_file_close(w[i].f), 0);
+        unlink(paths[i]);
+    }
+    pthread_barrier_destroy(&start);
+    check_ctx = "";
+}
+
 int main(void) {
     unsetenv("RUSTFS_ENABLE_IO_URING");
     unsetenv("RUSTFS_MAX_CONCURRENT_FILE_OPS");
@@ -432,6 +496,9 @@ int main(void) {
         check_ctx = "";
         rio_runtime_close(rt);
     }
+    for (int i = 0; i < 2; i++)
+        if (check_backend_enabled(check_backends[i]))
+            run_close_runtime_midway(check_backends[i]);
     check_rmtree(dir);
     return check_summary("test_threads");
 }
