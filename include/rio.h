@@ -146,6 +146,18 @@
  */
 #define RIO_IOV_MAX 1024
 
+#define RIO_LOG_OFF 0
+
+#define RIO_LOG_ERROR 1
+
+#define RIO_LOG_WARN 2
+
+#define RIO_LOG_INFO 3
+
+#define RIO_LOG_DEBUG 4
+
+#define RIO_LOG_TRACE 5
+
 /*
  Use io_uring when it works, else the thread pool (`RUSTFS_ENABLE_IO_URING` may force either).
  */
@@ -239,6 +251,17 @@ typedef struct {
    */
   uint64_t delay_us;
 } rio_fault_t;
+
+/*
+ Receives one log record: `level` (RIO_LOG_ERROR..RIO_LOG_TRACE), the
+ emitting module (`target`, e.g. "rio::wal"), the message, and the
+ `user_data` given at registration. The strings are valid only during
+ the call.
+ */
+typedef void (*rio_log_callback_t)(int level,
+                                   const char *target,
+                                   const char *message,
+                                   void *user_data);
 
 /*
  Runtime configuration. Fill with `rio_runtime_config_default`, then
@@ -473,6 +496,20 @@ int64_t rio_file_size(rio_file_t *f);
  returning 0. No call on `f` may be running or follow.
  */
 int rio_file_close(rio_file_t *f);
+
+/*
+ Sends library log records at `level` and more severe (RIO_LOG_ERROR ..
+ RIO_LOG_TRACE) to `cb`; `cb` NULL or `level` RIO_LOG_OFF removes the
+ callback. Process-wide, independent of RIO_LOG (which still logs to
+ stderr when set).
+
+ The callback may run on any thread, several at once, and must not call
+ rio_set_log_callback itself. `user_data` must stay valid until the
+ callback is replaced: when this function returns, no call of the
+ previous callback is running or will start. Returns 0, or `-EINVAL`
+ for an unknown level or an invalid RIO_LOG.
+ */
+int rio_set_log_callback(int level, rio_log_callback_t cb, void *user_data);
 
 /*
  Fills `cfg` with defaults (including `struct_size`). NULL is ignored.

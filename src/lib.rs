@@ -10,6 +10,7 @@ pub mod engine;
 pub mod error;
 pub mod ffi;
 pub mod file;
+pub mod log;
 pub mod metrics;
 pub mod runtime;
 

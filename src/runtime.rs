@@ -196,6 +196,7 @@ impl Runtime {
     /// failure falls back to the thread pool and is recorded in
     /// `capabilities().io_uring_unavailable_reason`.
     pub fn new(config: &RuntimeConfig) -> Result<Runtime> {
+        crate::log::init(false)?;
         let (choice, settings) = config.resolve()?;
         let metrics = Arc::new(Metrics::default());
         let (uring, reason) = match choice {

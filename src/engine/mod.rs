@@ -23,6 +23,10 @@ use crate::metrics::Metrics;
 /// continued as short transfers.
 pub(crate) const MAX_RW_CHUNK: usize = 0x7fff_f000;
 
+/// A sync slower than this is logged as a warning: storage that takes this
+/// long to make data durable is worth an operator's attention.
+const SLOW_SYNC: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// What an operation does. Pointers are the caller's memory: it must stay
 /// valid (and, for reads, unaliased) until `Engine::execute` returns.
 #[derive(Debug, Clone, Copy)]
@@ -311,7 +315,11 @@ impl Engine {
             let _permits = self.limit.acquire(chunk.len());
             let start = Instant::now();
             unsafe { self.backend.execute(chunk) };
-            self.metrics.record_batch(chunk, start.elapsed());
+            let elapsed = start.elapsed();
+            self.metrics.record_batch(chunk, elapsed);
+            if elapsed >= SLOW_SYNC && chunk.iter().any(|op| matches!(op.kind, OpKind::Fsync | OpKind::Fdatasync)) {
+                tracing::warn!(elapsed_ms = elapsed.as_millis() as u64, ops = chunk.len(), "slow fsync/fdatasync");
+            }
         }
     }
 

@@ -13,6 +13,7 @@ pub mod batch;
 pub mod buf;
 pub mod fault;
 pub mod file;
+pub mod logging;
 pub mod runtime;
 
 thread_local! {
