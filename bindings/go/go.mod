@@ -1,0 +1,3 @@
+module librio/bindings/go
+
+go 1.19
