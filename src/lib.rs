@@ -13,6 +13,7 @@ pub mod file;
 pub mod log;
 pub mod metrics;
 pub mod runtime;
+pub mod wal;
 
 pub use batch::Batch;
 pub use buf::AlignedBuf;
@@ -20,3 +21,4 @@ pub use engine::{BackendKind, Op, OpCode, OpKind};
 pub use error::{Error, Result};
 pub use file::{open_flags, sync_dir, DioAlign, DiskFile};
 pub use runtime::{BackendChoice, Capabilities, CrashMode, FaultAction, FaultInjector, FaultRule, Runtime, RuntimeConfig};
+pub use wal::{RecoveryMode, Wal, WalConfig, WalReader};

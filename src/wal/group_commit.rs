@@ -1,0 +1,449 @@
+//! Group commit: appenders queue their entries under one mutex; one of them
+//! (the leader) takes the queue, writes it with one `writev` and makes it
+//! durable with one `fdatasync`, while the next ones queue up behind.
+//!
+//! - Zero copy: a queued unit points at the appender's own slices (the
+//!   appender waits until its unit is written or has failed); the leader
+//!   only builds the 32-byte headers, into a buffer reused across batches.
+//! - Writes and syncs are serialized (one leader at a time), so records
+//!   reach the file in sequence order and `durable_seq` stamps are exact.
+//! - A lone appender leads at once. A leader waits (at most
+//!   `flush_timeout_us`) only while fewer units are queued than the
+//!   previous group carried, i.e. when other appenders are on their way.
+//! - Memory: `pending_bytes` (queued and in-flight records) stays within
+//!   `buffer_size`; appenders beyond it wait for space.
+//! - Poisoning: a failed write or sync fails its whole batch with the
+//!   error, drops the queue (every queued appender gets `EIO`) and makes
+//!   every later append and sync fail with `EIO`.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::MutexGuard;
+
+use super::format::{record_size, RecordHeader, RECORD_HEADER_SIZE, SEAL_SIZE, SEGMENT_HEADER_SIZE};
+use super::recovery::{Recovered, SegmentMeta};
+use super::segment::Segment;
+use super::{Shared, WalConfig};
+use crate::error::{Error, Result};
+
+/// One caller's entries (a lone append or an atomic batch) in the queue.
+/// The pointers are the caller's slices and their CRCs: the caller waits in
+/// `append_unit` until the unit is written or failed, and by then the unit
+/// has left the queue and the leader's hands.
+pub(super) struct Unit {
+    entries: *const &'static [u8],
+    crcs: *const u32,
+    count: usize,
+    first_seq: u64,
+    /// Record bytes, headers and padding included.
+    bytes: u64,
+}
+
+// SAFETY: see `Unit`: the memory outlives every use, whichever thread leads.
+unsafe impl Send for Unit {}
+
+impl Unit {
+    fn entries(&self) -> &[&[u8]] {
+        // SAFETY: `count` slices, valid while the unit is queued or in flight.
+        unsafe { std::slice::from_raw_parts(self.entries, self.count) }
+    }
+
+    fn crcs(&self) -> &[u32] {
+        // SAFETY: as above.
+        unsafe { std::slice::from_raw_parts(self.crcs, self.count) }
+    }
+
+    fn last_seq(&self) -> u64 {
+        self.first_seq + self.count as u64 - 1
+    }
+}
+
+/// The leader's buffers, kept in the state between batches so the hot
+/// path does not allocate.
+#[derive(Default)]
+pub(super) struct Scratch {
+    units: Vec<Unit>,
+    /// Record headers, each preceded by the previous record's padding.
+    arena: Vec<u8>,
+    /// (offset, len) of each header chunk in `arena`, then the last padding.
+    chunks: Vec<(usize, usize)>,
+    iov: Vec<libc::iovec>,
+}
+
+// SAFETY: the iovecs point into `arena` and the units' slices, and are
+// cleared before the scratch goes back into the state.
+unsafe impl Send for Scratch {}
+
+impl Scratch {
+    /// Encodes the units' records for a segment with `salt`; returns the
+    /// iovecs: header chunks alternating with payloads.
+    fn build(&mut self, salt: u64, durable_seq: u64) -> &[libc::iovec] {
+        self.arena.clear();
+        self.chunks.clear();
+        self.iov.clear();
+        let mut pad = 0;
+        for unit in &self.units {
+            for (i, (data, crc)) in unit.entries().iter().zip(unit.crcs()).enumerate() {
+                let header = RecordHeader::entry(data.len(), unit.first_seq + i as u64, durable_seq, i + 1 < unit.count);
+                let start = self.arena.len();
+                self.arena.resize(start + pad, 0);
+                self.arena.extend_from_slice(&header.encode(*crc, salt));
+                self.chunks.push((start, self.arena.len() - start));
+                pad = (record_size(data.len()) - (RECORD_HEADER_SIZE + data.len()) as u64) as usize;
+            }
+        }
+        let start = self.arena.len();
+        self.arena.resize(start + pad, 0);
+        self.chunks.push((start, pad));
+        let base = self.arena.as_ptr();
+        let iovec = |ptr: *const u8, len: usize| libc::iovec { iov_base: ptr as *mut libc::c_void, iov_len: len };
+        let mut chunks = self.chunks.iter();
+        for data in self.units.iter().flat_map(Unit::entries) {
+            let &(off, len) = chunks.next().expect("one chunk per record");
+            // SAFETY: off + len is within the arena.
+            self.iov.push(iovec(unsafe { base.add(off) }, len));
+            if !data.is_empty() {
+                self.iov.push(iovec(data.as_ptr(), data.len()));
+            }
+        }
+        if let Some(&(off, len)) = chunks.next().filter(|(_, len)| *len > 0) {
+            self.iov.push(iovec(unsafe { base.add(off) }, len));
+        }
+        &self.iov
+    }
+
+    /// Drops every pointer into appenders' memory.
+    fn release(&mut self) {
+        self.units.clear();
+        self.iov.clear();
+    }
+}
+
+/// Why the log refuses writes.
+struct Poison {
+    cause: Error,
+    /// The sequence range of the batch whose write or sync failed.
+    batch: Option<(u64, u64)>,
+}
+
+impl Poison {
+    /// The failure itself for appenders of the failed batch, `EIO` for the rest.
+    fn error_for(&self, first: u64, last: u64) -> Error {
+        match self.batch {
+            Some((a, b)) if first <= b && last >= a => self.cause.clone(),
+            _ => self.later(),
+        }
+    }
+
+    fn later(&self) -> Error {
+        Error::new(
+            libc::EIO,
+            format!("the log is poisoned by an earlier failed write or sync ({}); reopen it to recover", self.cause.message()),
+        )
+    }
+}
+
+/// The state under `Shared::state`.
+pub(super) struct State {
+    queue: VecDeque<Unit>,
+    queued_entries: usize,
+    /// Record bytes queued or being written.
+    pending_bytes: u64,
+    next_seq: u64,
+    /// Entries up to here are acknowledged: written, and synced when
+    /// `sync_after_batch`. Readers see exactly these.
+    pub acked_seq: u64,
+    /// Entries up to here are known durable (stamped into new records).
+    durable_seq: u64,
+    /// End of the acknowledged records in `active`.
+    pub write_offset: u64,
+    pub active: Arc<Segment>,
+    /// Every segment, oldest first; the last one is `active`.
+    pub segments: Vec<SegmentMeta>,
+    leader: bool,
+    leader_waiting: bool,
+    space_waiters: usize,
+    /// Units in the previous group commit: how many appenders to expect.
+    last_batch_units: usize,
+    /// Sequence range the leader is writing.
+    in_flight: Option<(u64, u64)>,
+    poison: Option<Poison>,
+    scratch: Scratch,
+}
+
+/// What a leader writes, decided under the lock.
+struct Plan {
+    rotate: bool,
+    segment: Arc<Segment>,
+    offset: u64,
+    first_seq: u64,
+    last_seq: u64,
+    bytes: u64,
+    units: usize,
+    durable_seq: u64,
+}
+
+/// What a successful batch changed.
+struct Written {
+    new_segment: Option<Arc<Segment>>,
+    end: u64,
+    durable_seq: u64,
+}
+
+impl State {
+    pub fn new(r: Recovered) -> State {
+        let last = r.next_seq - 1;
+        State {
+            queue: VecDeque::new(),
+            queued_entries: 0,
+            pending_bytes: 0,
+            next_seq: r.next_seq,
+            acked_seq: last,
+            durable_seq: last,
+            write_offset: r.write_offset,
+            active: Arc::new(r.active),
+            segments: r.segments,
+            leader: false,
+            leader_waiting: false,
+            space_waiters: 0,
+            last_batch_units: 0,
+            in_flight: None,
+            poison: None,
+            scratch: Scratch::default(),
+        }
+    }
+
+    /// `EIO` once poisoned.
+    pub fn check_poison(&self) -> Result<()> {
+        self.poison.as_ref().map_or(Ok(()), |p| Err(p.later()))
+    }
+
+    /// Refuses all further writes and fails every queued unit.
+    fn poison(&mut self, cause: Error, batch: Option<(u64, u64)>) {
+        tracing::error!(error = %cause, "wal poisoned: every later append and sync fails with EIO");
+        if self.poison.is_none() {
+            self.poison = Some(Poison { cause, batch });
+        }
+        self.queue.clear();
+        self.queued_entries = 0;
+        self.pending_bytes = 0;
+    }
+
+    /// Takes units from the queue for one write: at most `batch_size`
+    /// entries (the first unit always), all fitting in one segment.
+    fn plan(&mut self, cfg: &WalConfig, units: &mut Vec<Unit>) -> Plan {
+        let room_here = cfg.segment_size.saturating_sub(self.write_offset + SEAL_SIZE);
+        let first_bytes = self.queue.front().map_or(0, |u| u.bytes);
+        let rotate = first_bytes > room_here && self.write_offset > SEGMENT_HEADER_SIZE;
+        let room = if rotate { cfg.segment_size - SEGMENT_HEADER_SIZE - SEAL_SIZE } else { room_here };
+        let (mut bytes, mut entries) = (0, 0);
+        while let Some(u) = self.queue.front() {
+            let fits = bytes + u.bytes <= room && entries + u.count <= cfg.batch_size as usize;
+            if !units.is_empty() && !fits {
+                break;
+            }
+            bytes += u.bytes;
+            entries += u.count;
+            units.extend(self.queue.pop_front());
+        }
+        self.queued_entries -= entries;
+        Plan {
+            rotate,
+            segment: self.active.clone(),
+            offset: self.write_offset,
+            first_seq: units[0].first_seq,
+            last_seq: units[units.len() - 1].last_seq(),
+            bytes,
+            units: units.len(),
+            durable_seq: self.durable_seq,
+        }
+    }
+
+    fn finish(&mut self, plan: &Plan, outcome: Result<Written>) {
+        self.pending_bytes = self.pending_bytes.saturating_sub(plan.bytes);
+        self.last_batch_units = plan.units;
+        match outcome {
+            Ok(w) => {
+                if let Some(segment) = w.new_segment {
+                    self.segments.push(SegmentMeta { first_seq: segment.first_seq, path: segment.path.clone() });
+                    self.active = segment;
+                }
+                self.write_offset = w.end;
+                self.acked_seq = plan.last_seq;
+                self.durable_seq = self.durable_seq.max(w.durable_seq);
+            }
+            Err(e) => self.poison(e, Some((plan.first_seq, plan.last_seq))),
+        }
+    }
+}
+
+fn panic_error(payload: Box<dyn std::any::Any + Send>) -> Error {
+    let what = payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into());
+    Error::new(libc::ENOTRECOVERABLE, format!("internal panic while writing the log: {what}"))
+}
+
+impl Shared {
+    /// Queues one unit and waits until it is acknowledged or failed,
+    /// leading group commits while it waits and no one else does.
+    pub(super) fn append_unit(&self, entries: &[&[u8]], crcs: &[u32]) -> Result<u64> {
+        let bytes: u64 = entries.iter().map(|e| record_size(e.len())).sum();
+        let mut st = self.state.lock();
+        self.admit(&mut st, bytes)?;
+        let first_seq = st.next_seq;
+        let unit = Unit {
+            entries: entries.as_ptr().cast(),
+            crcs: crcs.as_ptr(),
+            count: entries.len(),
+            first_seq,
+            bytes,
+        };
+        let last_seq = unit.last_seq();
+        st.next_seq = last_seq + 1;
+        st.queue.push_back(unit);
+        st.queued_entries += entries.len();
+        st.pending_bytes += bytes;
+        if st.leader_waiting {
+            self.joined.notify_one();
+        }
+        loop {
+            if st.acked_seq >= last_seq {
+                return Ok(first_seq);
+            }
+            if let Some(p) = &st.poison {
+                // Never return while the leader may still read our memory.
+                if !st.in_flight.is_some_and(|(a, b)| (a..=b).contains(&first_seq)) {
+                    return Err(p.error_for(first_seq, last_seq));
+                }
+            } else if !st.leader && !st.queue.is_empty() {
+                self.lead(&mut st);
+                continue;
+            }
+            self.progress.wait(&mut st);
+        }
+    }
+
+    /// Waits until `bytes` more fit in `buffer_size` (or nothing is pending).
+    fn admit(&self, st: &mut MutexGuard<'_, State>, bytes: u64) -> Result<()> {
+        loop {
+            st.check_poison()?;
+            if st.pending_bytes == 0 || st.pending_bytes + bytes <= self.cfg.buffer_size {
+                return Ok(());
+            }
+            st.space_waiters += 1;
+            if st.leader_waiting {
+                self.joined.notify_one();
+            }
+            self.progress.wait(st);
+            st.space_waiters -= 1;
+        }
+    }
+
+    /// Runs one group commit from the queue; returns with the lock held.
+    fn lead(&self, st: &mut MutexGuard<'_, State>) {
+        st.leader = true;
+        self.gather(st);
+        if st.queue.is_empty() {
+            // A failed sync poisoned the log (and dropped the queue) meanwhile.
+            st.leader = false;
+            self.progress.notify_all();
+            return;
+        }
+        let mut scratch = std::mem::take(&mut st.scratch);
+        let plan = st.plan(&self.cfg, &mut scratch.units);
+        st.in_flight = Some((plan.first_seq, plan.last_seq));
+        let outcome = MutexGuard::unlocked(st, || {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.write_batch(&plan, &mut scratch)))
+                .unwrap_or_else(|payload| Err(panic_error(payload)))
+        });
+        st.finish(&plan, outcome);
+        scratch.release();
+        st.scratch = scratch;
+        st.in_flight = None;
+        st.leader = false;
+        self.progress.notify_all();
+    }
+
+    /// Gives appenders that are on their way a moment to join the batch:
+    /// only while fewer units are queued than the previous batch had, the
+    /// batch is not full and nobody waits for buffer space.
+    fn gather(&self, st: &mut MutexGuard<'_, State>) {
+        if self.cfg.flush_timeout_us == 0 {
+            return;
+        }
+        let deadline = Instant::now() + Duration::from_micros(self.cfg.flush_timeout_us as u64);
+        while st.queue.len() < st.last_batch_units
+            && st.queued_entries < self.cfg.batch_size as usize
+            && st.space_waiters == 0
+        {
+            st.leader_waiting = true;
+            let timed_out = self.joined.wait_until(st, deadline).timed_out();
+            st.leader_waiting = false;
+            if timed_out {
+                break;
+            }
+        }
+    }
+
+    /// The I/O of one group commit, without the lock: rotate if planned,
+    /// one writev, one fdatasync (when `sync_after_batch`).
+    fn write_batch(&self, plan: &Plan, scratch: &mut Scratch) -> Result<Written> {
+        let context = |e: Error| e.context(format_args!("append of entries {}..={}", plan.first_seq, plan.last_seq));
+        let (segment, offset, stamp) = if plan.rotate {
+            // Rotation synced everything before this batch.
+            (Arc::new(self.rotate(plan).map_err(context)?), SEGMENT_HEADER_SIZE, plan.first_seq - 1)
+        } else {
+            (plan.segment.clone(), plan.offset, plan.durable_seq)
+        };
+        let iov = scratch.build(segment.salt, stamp);
+        // SAFETY: the iovecs point into the scratch arena and the queued
+        // units' slices, all valid until this returns (see `Unit`).
+        unsafe { segment.file.writev_at_raw(iov.as_ptr(), iov.len(), offset) }.map_err(context)?;
+        let durable_seq = if self.cfg.sync_after_batch {
+            segment.file.datasync().map_err(context)?;
+            plan.last_seq
+        } else {
+            stamp
+        };
+        let new_segment = plan.rotate.then_some(segment);
+        Ok(Written { new_segment, end: offset + plan.bytes, durable_seq })
+    }
+
+    /// Seals the full segment, makes it durable, and creates the next one.
+    fn rotate(&self, plan: &Plan) -> Result<Segment> {
+        plan.segment.write_seal(plan.offset, plan.first_seq, plan.durable_seq)?;
+        plan.segment.file.datasync()?;
+        Segment::create(&self.rt, &self.dir, plan.first_seq, self.cfg.segment_size)
+    }
+
+    /// fdatasync of the active segment, covering every acknowledged entry
+    /// (earlier segments were synced when they were sealed).
+    pub(super) fn sync(&self) -> Result<()> {
+        let (segment, target) = {
+            let st = self.state.lock();
+            st.check_poison()?;
+            if st.durable_seq >= st.acked_seq {
+                return Ok(());
+            }
+            (st.active.clone(), st.acked_seq)
+        };
+        let result = segment.file.datasync();
+        let mut st = self.state.lock();
+        match result {
+            Ok(()) => {
+                st.durable_seq = st.durable_seq.max(target);
+                Ok(())
+            }
+            Err(e) => {
+                st.poison(e.clone(), None);
+                self.progress.notify_all();
+                Err(e)
+            }
+        }
+    }
+}

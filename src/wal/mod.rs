@@ -1,0 +1,254 @@
+//! The write-ahead log: segments of CRC-framed records in one directory,
+//! group commit, crash recovery and readers.
+//!
+//! - `format`: the byte layout (docs/wal-format.md);
+//! - `segment`: segment files and the directory (creation, seal, removal);
+//! - `cursor`: reading records through a bounded window;
+//! - `recovery`: what `Wal::open` does with what is on disk;
+//! - `group_commit`: many appenders, one write and one fdatasync per batch;
+//! - `reader`: `WalReader`.
+//!
+//! docs/wal-design.md explains the decisions (durability, group commit,
+//! recovery rules).
+
+mod cursor;
+mod format;
+mod group_commit;
+mod reader;
+mod recovery;
+mod segment;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use parking_lot::{Condvar, Mutex};
+
+pub use format::MAX_ENTRY;
+pub use reader::WalReader;
+
+use crate::error::{Error, Result};
+use crate::runtime::Runtime;
+use group_commit::State;
+use segment::Directory;
+
+/// What recovery does with bytes after the last complete record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RecoveryMode {
+    /// A torn tail (an interrupted write) is cut off; invalid data that
+    /// acknowledged entries depend on is `EBADMSG`.
+    #[default]
+    TolerateTail,
+    /// Any invalid byte, even a torn tail, is `EBADMSG`.
+    Strict,
+}
+
+/// WAL configuration (`rio_wal_config_t` in C).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WalConfig {
+    /// Most entries one group commit carries (an atomic batch larger than
+    /// this is written alone).
+    pub batch_size: u32,
+    /// Longest time a group-commit leader waits for more appenders to join,
+    /// in microseconds. It waits only while the previous group carried more
+    /// appenders than are queued now: a lone appender never waits.
+    pub flush_timeout_us: u32,
+    /// `true`: append returns once its entry is fdatasync'd. `false`: once
+    /// written to the page cache; `Wal::sync` makes everything durable.
+    pub sync_after_batch: bool,
+    /// Bytes of queued, not yet written records beyond which appenders
+    /// wait. A unit larger than this is admitted alone.
+    pub buffer_size: u64,
+    /// Segment file size (preallocated); a segment holding one oversized
+    /// unit grows beyond it.
+    pub segment_size: u64,
+    pub recovery_mode: RecoveryMode,
+}
+
+impl Default for WalConfig {
+    fn default() -> Self {
+        WalConfig {
+            batch_size: 256,
+            flush_timeout_us: 100,
+            sync_after_batch: true,
+            buffer_size: 4 << 20,
+            segment_size: 64 << 20,
+            recovery_mode: RecoveryMode::TolerateTail,
+        }
+    }
+}
+
+/// Bounds of the numeric settings.
+const MAX_BATCH_SIZE: u32 = 1 << 16;
+const MAX_FLUSH_TIMEOUT_US: u32 = 1_000_000;
+const MIN_SEGMENT_SIZE: u64 = 4096;
+const MAX_SEGMENT_SIZE: u64 = 1 << 40;
+
+impl WalConfig {
+    fn validate(&self) -> Result<()> {
+        let check = |ok: bool, what: String| if ok { Ok(()) } else { Err(Error::invalid(what)) };
+        check(
+            (1..=MAX_BATCH_SIZE).contains(&self.batch_size),
+            format!("batch_size {} is outside 1..={MAX_BATCH_SIZE}", self.batch_size),
+        )?;
+        check(
+            self.flush_timeout_us <= MAX_FLUSH_TIMEOUT_US,
+            format!("flush_timeout_us {} is above {MAX_FLUSH_TIMEOUT_US}", self.flush_timeout_us),
+        )?;
+        check(self.buffer_size > 0, "buffer_size must be positive".into())?;
+        check(
+            (MIN_SEGMENT_SIZE..=MAX_SEGMENT_SIZE).contains(&self.segment_size),
+            format!("segment_size {} is outside {MIN_SEGMENT_SIZE}..={MAX_SEGMENT_SIZE}", self.segment_size),
+        )
+    }
+}
+
+/// What the appenders, the group-commit leader and readers share.
+pub(crate) struct Shared {
+    rt: Runtime,
+    cfg: WalConfig,
+    dir: Directory,
+    state: Mutex<State>,
+    /// Appenders wait here: for their batch, for buffer space, to lead.
+    progress: Condvar,
+    /// A leader waits here for more appenders to join its batch.
+    joined: Condvar,
+    /// Serializes removals of segment files with readers opening them.
+    files: Mutex<()>,
+}
+
+/// A write-ahead log. `Send + Sync`: share it (e.g. in an `Arc`) and append
+/// from many threads at once; concurrent appends share writes and syncs.
+pub struct Wal {
+    shared: Arc<Shared>,
+}
+
+fn check_entry(i: Option<usize>, len: usize) -> Result<()> {
+    if len > MAX_ENTRY {
+        let which = i.map_or("entry".to_string(), |i| format!("entries[{i}]"));
+        return Err(Error::invalid(format!("{which}: {len} bytes exceed the maximum entry size {MAX_ENTRY}")));
+    }
+    Ok(())
+}
+
+impl Wal {
+    /// Opens (creating if needed) the log in `dir` and recovers what is
+    /// there: sequence numbers continue after the last entry on disk.
+    /// `EBADMSG` names the segment file and offset of corruption;
+    /// `EBUSY` means the log is already open.
+    pub fn open(rt: &Runtime, dir: impl AsRef<Path>, cfg: WalConfig) -> Result<Wal> {
+        let path = dir.as_ref();
+        let opened = cfg.validate().and_then(|()| {
+            let dir = Directory::open(rt, path)?;
+            let recovered = recovery::recover(rt, &dir, &cfg)?;
+            Ok((dir, recovered))
+        });
+        let (dir, recovered) = opened.map_err(|e| e.context(format_args!("wal {}", path.display())))?;
+        tracing::info!(
+            dir = %path.display(),
+            segments = recovered.segments.len(),
+            next_seq = recovered.next_seq,
+            "wal opened"
+        );
+        let state = State::new(recovered);
+        let shared = Shared {
+            rt: rt.clone(),
+            cfg,
+            dir,
+            state: Mutex::new(state),
+            progress: Condvar::new(),
+            joined: Condvar::new(),
+            files: Mutex::new(()),
+        };
+        Ok(Wal { shared: Arc::new(shared) })
+    }
+
+    /// Appends one entry (any length up to `MAX_ENTRY`, empty included);
+    /// returns its sequence number once it is durable (or written, with
+    /// `sync_after_batch = false`).
+    pub fn append(&self, data: &[u8]) -> Result<u64> {
+        check_entry(None, data.len())?;
+        self.shared.append_unit(&[data], &[crc32c::crc32c(data)])
+    }
+
+    /// Appends entries atomically: after a crash all of them are recovered
+    /// or none. Returns the first one's sequence number; the others follow
+    /// it. An empty batch is `EINVAL`.
+    pub fn append_batch(&self, entries: &[&[u8]]) -> Result<u64> {
+        if entries.is_empty() {
+            return Err(Error::invalid("entries: an atomic batch needs at least one entry"));
+        }
+        for (i, e) in entries.iter().enumerate() {
+            check_entry(Some(i), e.len())?;
+        }
+        let crcs: Vec<u32> = entries.iter().map(|e| crc32c::crc32c(e)).collect();
+        self.shared.append_unit(entries, &crcs)
+    }
+
+    /// Makes every acknowledged entry durable (needed only with
+    /// `sync_after_batch = false`). `EIO` once the log is poisoned.
+    pub fn sync(&self) -> Result<()> {
+        self.shared.sync()
+    }
+
+    /// The sequence number of the last acknowledged entry (entries removed
+    /// by `truncate_before` included); 0 for a log that never had one.
+    pub fn last_seq(&self) -> u64 {
+        self.shared.state.lock().acked_seq
+    }
+
+    /// Removes whole segments all of whose entries are below `seq` (the
+    /// segment being appended to is kept). Entries `>= seq` are never
+    /// removed; some below it may remain. `seq > last_seq() + 1` is `EINVAL`.
+    pub fn truncate_before(&self, seq: u64) -> Result<()> {
+        self.shared.truncate_before(seq)
+    }
+
+    /// A reader of acknowledged entries from `from_seq` on (0 means 1; a
+    /// truncated-away `from_seq` starts at the first entry kept).
+    pub fn reader(&self, from_seq: u64) -> Result<WalReader> {
+        WalReader::new(self.shared.clone(), from_seq)
+    }
+
+    /// The directory of the log.
+    pub fn dir(&self) -> &Path {
+        &self.shared.dir.path
+    }
+
+    /// Makes everything acknowledged durable and closes the log (the
+    /// directory may then be opened again). `EIO` if it was poisoned.
+    /// Readers still open keep reading what was acknowledged.
+    pub fn close(self) -> Result<()> {
+        self.shared.sync().map_err(|e| e.context(format_args!("wal {}: close", self.shared.dir.path.display())))
+    }
+}
+
+impl Shared {
+    fn truncate_before(&self, seq: u64) -> Result<()> {
+        let _files = self.files.lock();
+        let doomed: Vec<recovery::SegmentMeta> = {
+            let mut st = self.state.lock();
+            st.check_poison()?;
+            if seq > st.acked_seq + 1 {
+                return Err(Error::invalid(format!("seq {seq} is beyond last_seq + 1 = {}", st.acked_seq + 1)));
+            }
+            // A segment may go when the next one starts at or below seq.
+            let removable = st.segments.windows(2).take_while(|pair| pair[1].first_seq <= seq).count();
+            st.segments.drain(..removable).collect()
+        };
+        // Oldest first, each removal durable before the next: a crash
+        // leaves a contiguous log.
+        for segment in &doomed {
+            self.dir.remove(&segment.path)?;
+            self.dir.sync()?;
+            tracing::debug!(path = %segment.path.display(), "segment removed");
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Wal {
+    /// Readers may keep the shared state alive; the directory lock goes now.
+    fn drop(&mut self) {
+        self.shared.dir.unlock();
+    }
+}

@@ -1,0 +1,223 @@
+//! Recovery on open: verify every segment, find where the log really ends,
+//! decide whether what follows is a torn tail or corruption, and cut a torn
+//! tail physically before anything is appended again.
+//!
+//! The rules (docs/wal-design.md explains why):
+//! - every segment but the last must end with a seal naming the next
+//!   segment's first sequence number; anything invalid in it is corruption;
+//! - in the last segment, the log ends after the last complete atomic unit
+//!   (a lone entry, or a batch whose last record has no continuation flag);
+//! - the bytes after that end are a clean end if all zero, else a tail. In
+//!   strict mode any tail is an error. Otherwise a tail is torn unless a
+//!   valid record in it says (in its `durable_seq`) that an entry being cut
+//!   had already been made durable: then acknowledged data is damaged and
+//!   the log refuses to open rather than silently drop it.
+
+use std::path::PathBuf;
+
+use super::cursor::{Next, RecordCursor, CHUNK};
+use super::format::{Defect, Kind, RECORD_ALIGN, RECORD_HEADER_SIZE, SEGMENT_HEADER_SIZE};
+use super::segment::{Directory, Segment};
+use super::{RecoveryMode, WalConfig};
+use crate::error::{Error, Result};
+use crate::runtime::Runtime;
+
+/// A segment of the log, as readers and truncation need it.
+#[derive(Debug, Clone)]
+pub(crate) struct SegmentMeta {
+    pub first_seq: u64,
+    pub path: PathBuf,
+}
+
+/// The log as recovery left it: ready to append at `write_offset` of
+/// `active` with `next_seq`.
+pub(crate) struct Recovered {
+    /// Every segment, oldest first; the last one is `active`.
+    pub segments: Vec<SegmentMeta>,
+    pub active: Segment,
+    pub write_offset: u64,
+    pub next_seq: u64,
+}
+
+/// Where a segment scan stopped.
+#[derive(Debug, Clone, Copy)]
+enum Stop {
+    /// A seal record at this offset.
+    Sealed { at: u64 },
+    /// The end of the file, exactly at a record boundary.
+    EndOfFile { at: u64 },
+    /// Something that is not the next valid record.
+    Defect { at: u64, defect: Defect },
+}
+
+/// The result of scanning one segment's records.
+struct Scan {
+    /// End of the last complete atomic unit, and the sequence number after it.
+    committed_end: u64,
+    next_seq: u64,
+    /// The entry expected where the scan stopped (> next_seq inside a batch).
+    expected: u64,
+    stop: Stop,
+}
+
+fn corrupt(seg: &Segment, at: u64, why: impl std::fmt::Display) -> Error {
+    Error::new(libc::EBADMSG, format!("{}: offset {at}: {why}", seg.path.display()))
+}
+
+/// Reads records from the start of `seg` while they verify and continue
+/// the sequence.
+fn scan(seg: &Segment, size: u64) -> Result<(Scan, RecordCursor)> {
+    let mut cursor = RecordCursor::new(SEGMENT_HEADER_SIZE, size, seg.salt);
+    let mut expected = seg.first_seq;
+    let mut committed = (SEGMENT_HEADER_SIZE, seg.first_seq);
+    let mut in_batch = false;
+    let stop = loop {
+        let at = cursor.offset;
+        match cursor.next(&seg.file)? {
+            Next::End => break Stop::EndOfFile { at },
+            Next::Invalid { offset, defect } => break Stop::Defect { at: offset, defect },
+            Next::Record { header, end, .. } => match header.kind {
+                Kind::Entry if header.seq == expected => {
+                    expected += 1;
+                    in_batch = header.batch_cont();
+                    if !in_batch {
+                        committed = (end, expected);
+                    }
+                }
+                Kind::Seal if header.seq == expected && !in_batch => break Stop::Sealed { at },
+                _ => break Stop::Defect { at, defect: Defect::OutOfOrder },
+            },
+        }
+    };
+    Ok((Scan { committed_end: committed.0, next_seq: committed.1, expected, stop }, cursor))
+}
+
+/// A valid record after the cut that proves an entry being cut was durable.
+struct Evidence {
+    offset: u64,
+    seq: u64,
+    durable_seq: u64,
+}
+
+/// Whether every byte from `from` to the cursor's end is zero.
+fn all_zero(seg: &Segment, cursor: &mut RecordCursor, from: u64) -> Result<bool> {
+    let mut at = from;
+    while at < cursor.end {
+        let n = cursor.fill(&seg.file, at, CHUNK)?;
+        if n == 0 {
+            break;
+        }
+        if cursor.bytes(at, n).iter().any(|&b| b != 0) {
+            return Ok(false);
+        }
+        at += n as u64;
+    }
+    Ok(true)
+}
+
+/// Looks at every aligned offset from `from` on for a record that verifies
+/// under this segment's salt and whose `durable_seq` reaches `cut_seq`.
+fn durable_evidence(seg: &Segment, cursor: &mut RecordCursor, from: u64, cut_seq: u64) -> Result<Option<Evidence>> {
+    let mut at = from.next_multiple_of(RECORD_ALIGN);
+    while at + RECORD_HEADER_SIZE as u64 <= cursor.end {
+        if let Next::Record { header, .. } = cursor.record_at(&seg.file, at)? {
+            if header.durable_seq >= cut_seq {
+                return Ok(Some(Evidence { offset: at, seq: header.seq, durable_seq: header.durable_seq }));
+            }
+        }
+        at += RECORD_ALIGN;
+    }
+    Ok(None)
+}
+
+/// What is wrong at the place a scan stopped, in words.
+fn describe(scan: &Scan) -> String {
+    let batch = || format!("inside the atomic batch starting at entry {}", scan.next_seq);
+    match scan.stop {
+        Stop::Defect { defect, .. } if scan.expected > scan.next_seq => {
+            format!("{} where entry {} was expected, {}", defect.describe(), scan.expected, batch())
+        }
+        Stop::Defect { defect, .. } => format!("{} where entry {} was expected", defect.describe(), scan.expected),
+        Stop::EndOfFile { .. } if scan.expected > scan.next_seq => format!("the file ends {}", batch()),
+        Stop::EndOfFile { .. } => "the segment ends without a seal record".into(),
+        Stop::Sealed { .. } => "sealed".into(),
+    }
+}
+
+/// Decides what follows the last complete unit of the last segment, and
+/// cuts a torn tail. Returns the offset appends continue at.
+fn settle_tail(seg: &Segment, scan: &Scan, mut cursor: RecordCursor, cfg: &WalConfig) -> Result<u64> {
+    let stop_at = match scan.stop {
+        Stop::EndOfFile { at } | Stop::Defect { at, .. } => at,
+        Stop::Sealed { .. } => unreachable!("sealed segments have no tail"),
+    };
+    if scan.committed_end == stop_at && all_zero(seg, &mut cursor, stop_at)? {
+        return Ok(stop_at);
+    }
+    let what = describe(scan);
+    if cfg.recovery_mode == RecoveryMode::Strict {
+        return Err(corrupt(seg, stop_at, format_args!("{what} (recovery mode is strict: a torn tail is an error too)")));
+    }
+    if let Some(e) = durable_evidence(seg, &mut cursor, stop_at, scan.next_seq)? {
+        return Err(corrupt(
+            seg,
+            stop_at,
+            format_args!(
+                "{what}, but the valid record of seq {} at offset {} says entries up to {} were durable: \
+                 corruption before the tail, not a torn write",
+                e.seq, e.offset, e.durable_seq
+            ),
+        ));
+    }
+    tracing::warn!(
+        path = %seg.path.display(),
+        offset = scan.committed_end,
+        reason = %what,
+        "cutting the torn tail of the log"
+    );
+    seg.cut(scan.committed_end, cfg.segment_size)?;
+    Ok(scan.committed_end)
+}
+
+/// Opens the log in `dir`: creates the first segment of a new log, or
+/// verifies the existing segments and settles the tail of the last one.
+pub(crate) fn recover(rt: &Runtime, dir: &Directory, cfg: &WalConfig) -> Result<Recovered> {
+    dir.remove_temp_files()?;
+    let listed = dir.list_segments()?;
+    let mut segments = Vec::with_capacity(listed.len() + 1);
+    let mut expected_first: Option<u64> = None;
+    for (i, (name_seq, path)) in listed.iter().enumerate() {
+        let last = i + 1 == listed.len();
+        let seg = Segment::open(rt, path, *name_seq, last)?;
+        if let Some(want) = expected_first.filter(|&want| want != seg.first_seq) {
+            return Err(corrupt(
+                &seg,
+                0,
+                format_args!("segment starts at seq {} but the previous one ends before seq {want}: a segment is missing", seg.first_seq),
+            ));
+        }
+        segments.push(SegmentMeta { first_seq: seg.first_seq, path: seg.path.clone() });
+        let size = seg.file.size()?;
+        let (scan, cursor) = scan(&seg, size)?;
+        match (scan.stop, last) {
+            (Stop::Sealed { .. }, _) => expected_first = Some(scan.next_seq),
+            (_, false) => {
+                let why = format!("{}; only the last segment may have a tail, the others end with a seal", describe(&scan));
+                let at = match scan.stop {
+                    Stop::Sealed { at } | Stop::EndOfFile { at } | Stop::Defect { at, .. } => at,
+                };
+                return Err(corrupt(&seg, at, why));
+            }
+            (_, true) => {
+                let write_offset = settle_tail(&seg, &scan, cursor, cfg)?;
+                return Ok(Recovered { segments, active: seg, write_offset, next_seq: scan.next_seq });
+            }
+        }
+    }
+    // A new log, or the last segment was sealed and a crash came before the
+    // next one was created: start the next segment now.
+    let next_seq = expected_first.unwrap_or(1);
+    let active = Segment::create(rt, dir, next_seq, cfg.segment_size)?;
+    segments.push(SegmentMeta { first_seq: next_seq, path: active.path.clone() });
+    Ok(Recovered { segments, active, write_offset: SEGMENT_HEADER_SIZE, next_seq })
+}

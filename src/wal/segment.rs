@@ -1,0 +1,224 @@
+//! Segment files and the log directory: creation (crash-safe, preallocated),
+//! header verification, seals, removal, directory fsync.
+//!
+//! All file I/O goes through `DiskFile` (the engine); so does the directory
+//! fsync, on the directory opened read-only. Only namespace operations
+//! (mkdir, rename, unlink, readdir) and flock are plain system calls: the
+//! engine has no op for them.
+
+use std::path::{Path, PathBuf};
+
+use super::format::{self, RecordHeader, SegmentHeader, SEGMENT_HEADER_SIZE};
+use crate::error::{Error, Result};
+use crate::file::{open_flags, DiskFile};
+use crate::runtime::Runtime;
+
+/// The log directory: an open read-only handle used for fsync and held
+/// under an exclusive flock, so one log is never opened twice at once.
+pub(crate) struct Directory {
+    pub path: PathBuf,
+    handle: DiskFile,
+}
+
+/// One segment file of the log.
+pub(crate) struct Segment {
+    pub first_seq: u64,
+    pub salt: u64,
+    pub path: PathBuf,
+    pub file: DiskFile,
+}
+
+fn io_error(e: std::io::Error, what: impl std::fmt::Display) -> Error {
+    Error::from_io(e, what)
+}
+
+/// Creates `path` and missing parents, fsyncing each new entry's parent so
+/// the directory itself survives a crash.
+fn create_dir_durably(rt: &Runtime, path: &Path) -> Result<()> {
+    let mut missing = Vec::new();
+    let mut p = path;
+    while !p.exists() {
+        missing.push(p);
+        match p.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => p = parent,
+            _ => break,
+        }
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(path).map_err(|e| io_error(e, format_args!("{}: mkdir", path.display())))?;
+    for created in missing.iter().rev() {
+        let parent = created.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        crate::file::sync_dir(rt, parent)?;
+    }
+    Ok(())
+}
+
+fn random_salt() -> Result<u64> {
+    loop {
+        let mut b = [0u8; 8];
+        // SAFETY: getrandom writes at most 8 bytes into b.
+        let n = unsafe { libc::getrandom(b.as_mut_ptr().cast(), b.len(), 0) };
+        if n < 0 {
+            let err = std::io::Error::last_os_error();
+            if err.raw_os_error() == Some(libc::EINTR) {
+                continue;
+            }
+            return Err(io_error(err, "getrandom (segment salt)"));
+        }
+        let salt = u64::from_le_bytes(b);
+        if n == 8 && salt != 0 {
+            return Ok(salt);
+        }
+    }
+}
+
+impl Directory {
+    /// Creates the directory if needed, opens it and locks it.
+    pub fn open(rt: &Runtime, path: &Path) -> Result<Directory> {
+        create_dir_durably(rt, path)?;
+        let handle = DiskFile::open(rt, path, open_flags::READ, 0)?;
+        let meta = std::fs::metadata(path).map_err(|e| io_error(e, path.display()))?;
+        if !meta.is_dir() {
+            return Err(Error::new(libc::ENOTDIR, format!("{}: not a directory", path.display())));
+        }
+        // SAFETY: a valid fd we own; flock has no memory arguments.
+        if unsafe { libc::flock(handle.raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            let err = std::io::Error::last_os_error();
+            if err.raw_os_error() == Some(libc::EWOULDBLOCK) {
+                return Err(Error::new(
+                    libc::EBUSY,
+                    format!("{}: the log is already open (locked by another handle or process)", path.display()),
+                ));
+            }
+            return Err(io_error(err, format_args!("{}: flock", path.display())));
+        }
+        Ok(Directory { path: path.to_path_buf(), handle })
+    }
+
+    /// Releases the lock taken by `open` (the handle stays open for fsync).
+    pub fn unlock(&self) {
+        // SAFETY: a valid fd we own.
+        unsafe { libc::flock(self.handle.raw_fd(), libc::LOCK_UN) };
+    }
+
+    /// fsync of the directory: makes creations, renames and removals durable.
+    pub fn sync(&self) -> Result<()> {
+        self.handle.sync()
+    }
+
+    pub fn segment_path(&self, first_seq: u64) -> PathBuf {
+        self.path.join(format::segment_name(first_seq))
+    }
+
+    fn names(&self) -> Result<Vec<String>> {
+        let entries = std::fs::read_dir(&self.path).map_err(|e| io_error(e, format_args!("{}: readdir", self.path.display())))?;
+        let mut names = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| io_error(e, format_args!("{}: readdir", self.path.display())))?;
+            if let Some(name) = entry.file_name().to_str() {
+                names.push(name.to_string());
+            }
+        }
+        Ok(names)
+    }
+
+    /// The segments present, as (first_seq, path), in sequence order. Files
+    /// with other names are not part of the log and are left alone.
+    pub fn list_segments(&self) -> Result<Vec<(u64, PathBuf)>> {
+        let mut segments: Vec<(u64, PathBuf)> = self
+            .names()?
+            .into_iter()
+            .filter_map(|name| format::parse_segment_name(&name).map(|seq| (seq, self.path.join(name))))
+            .collect();
+        segments.sort_by_key(|(seq, _)| *seq);
+        Ok(segments)
+    }
+
+    /// Deletes segments whose creation a crash interrupted (never renamed
+    /// into the log).
+    pub fn remove_temp_files(&self) -> Result<()> {
+        let temps: Vec<String> = self.names()?.into_iter().filter(|n| n.ends_with(format::TEMP_SUFFIX)).collect();
+        for name in &temps {
+            tracing::info!(file = %name, "removing a segment whose creation was interrupted");
+            self.remove(&self.path.join(name))?;
+        }
+        if !temps.is_empty() {
+            self.sync()?;
+        }
+        Ok(())
+    }
+
+    /// Unlinks a file (already gone is fine); the caller syncs the directory.
+    pub fn remove(&self, path: &Path) -> Result<()> {
+        match std::fs::remove_file(path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io_error(e, format_args!("{}: unlink", path.display()))),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl Segment {
+    /// Creates the segment starting at `first_seq`, crash-safely: the file
+    /// is built under a temporary name (preallocated, header written,
+    /// fsynced), then renamed into the log and the directory fsynced. A
+    /// `*.wal` file therefore always has a valid header.
+    pub fn create(rt: &Runtime, dir: &Directory, first_seq: u64, size: u64) -> Result<Segment> {
+        let path = dir.segment_path(first_seq);
+        let temp = dir.path.join(format!("{}.tmp", format::segment_name(first_seq)));
+        let header = SegmentHeader { first_seq, salt: random_salt()?, prealloc_size: size };
+        let flags = open_flags::READ | open_flags::WRITE | open_flags::CREATE | open_flags::TRUNCATE;
+        let file = DiskFile::open(rt, &temp, flags, 0o644)?;
+        preallocate(&file, 0, size)?;
+        file.write_at(&header.encode(), 0)?;
+        file.sync()?;
+        std::fs::rename(&temp, &path).map_err(|e| io_error(e, format_args!("rename {} to {}", temp.display(), path.display())))?;
+        dir.sync()?;
+        // Reopened under its final name, which error messages then show.
+        let file = DiskFile::open(rt, &path, open_flags::READ | open_flags::WRITE, 0)?;
+        tracing::debug!(path = %path.display(), first_seq, "segment created");
+        Ok(Segment { first_seq, salt: header.salt, path, file })
+    }
+
+    /// Opens an existing segment and verifies its header against its name.
+    pub fn open(rt: &Runtime, path: &Path, name_seq: u64, writable: bool) -> Result<Segment> {
+        let flags = if writable { open_flags::READ | open_flags::WRITE } else { open_flags::READ };
+        let file = DiskFile::open(rt, path, flags, 0)?;
+        let mut bytes = [0u8; SEGMENT_HEADER_SIZE as usize];
+        let n = file.read_at(&mut bytes, 0)?;
+        let corrupt = |why: String| Error::new(libc::EBADMSG, format!("{}: offset 0: {why}", path.display()));
+        let header = SegmentHeader::decode(&bytes[..n]).map_err(corrupt)?;
+        if header.first_seq != name_seq {
+            return Err(corrupt(format!("header says first seq {} but the file name says {name_seq}", header.first_seq)));
+        }
+        Ok(Segment { first_seq: header.first_seq, salt: header.salt, path: path.to_path_buf(), file })
+    }
+
+    /// Writes the seal record at `at`: this segment is complete and the
+    /// next one starts at `next_seq`.
+    pub fn write_seal(&self, at: u64, next_seq: u64, durable_seq: u64) -> Result<()> {
+        let seal = RecordHeader::seal(next_seq, durable_seq).encode(crc32c::crc32c(&[]), self.salt);
+        self.file.write_at(&seal, at).map(drop)
+    }
+
+    /// Cuts the file at `at` and preallocates it back to `size`: whatever
+    /// followed `at` (a torn tail) reads as zeros afterwards. Fsynced.
+    pub fn cut(&self, at: u64, size: u64) -> Result<()> {
+        self.file.truncate(at)?;
+        preallocate(&self.file, at, size)?;
+        self.file.sync()
+    }
+}
+
+/// fallocate of `[from, to)`; filesystems without fallocate just grow the
+/// file as records are written.
+fn preallocate(file: &DiskFile, from: u64, to: u64) -> Result<()> {
+    if to <= from {
+        return Ok(());
+    }
+    match file.allocate(from, to - from) {
+        Err(e) if e.errno() == libc::EOPNOTSUPP => Ok(()),
+        other => other,
+    }
+}
