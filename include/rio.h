@@ -174,6 +174,11 @@
 #define RIO_BACKEND_THREAD_POOL 2
 
 /*
+ Largest entry payload, in bytes (64 MiB).
+ */
+#define MAX_ENTRY (64 << 20)
+
+/*
  An open file. Create with `rio_file_open`, free with `rio_file_close`.
  Thread-safe: positioned calls may run from many threads at once.
  */

@@ -9,6 +9,9 @@ command -v nm >/dev/null || need+=(binutils)
 command -v python3 >/dev/null || need+=(python3)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
 command -v pkg-config >/dev/null || need+=(pkg-config)
+# The real-fault tests mount a small ext4 image on a loop device.
+command -v mkfs.ext4 >/dev/null || need+=(e2fsprogs)
+command -v losetup >/dev/null || need+=(mount)
 
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then

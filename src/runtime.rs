@@ -1,5 +1,6 @@
 //! Runtime: configuration, environment, backend detection, capabilities.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::engine::fault::FaultBackend;
@@ -258,7 +259,11 @@ impl Runtime {
     /// SQEs this runtime has handed to the kernel (0 on the thread pool):
     /// proof that io_uring is really used.
     pub fn sqes_submitted(&self) -> u64 {
-        self.inner.uring.as_ref().map_or(0, |u| u.sqes_submitted.load(std::sync::atomic::Ordering::Relaxed))
+        self.uring_counter(|u| &u.sqes_submitted)
+    }
+
+    fn uring_counter(&self, counter: fn(&UringBackend) -> &AtomicU64) -> u64 {
+        self.inner.uring.as_ref().map_or(0, |u| counter(u).load(Ordering::Relaxed))
     }
 
     /// The fault controls, when opened with `fault_injection`.
@@ -269,7 +274,7 @@ impl Runtime {
     /// Lone reads the io_uring backend served from the page cache without
     /// the ring (0 on the thread pool).
     pub fn inline_reads(&self) -> u64 {
-        self.inner.uring.as_ref().map_or(0, |u| u.inline_reads.load(std::sync::atomic::Ordering::Relaxed))
+        self.uring_counter(|u| &u.inline_reads)
     }
 
     /// Prometheus text exposition of this runtime's metrics.
@@ -280,15 +285,10 @@ impl Runtime {
             let on = u8::from(kind == self.backend());
             out.push_str(&format!("rio_backend_info{{backend=\"{}\"}} {on}\n", kind.name()));
         }
-        crate::metrics::family(&mut out, "rio_io_uring_sqes_submitted_total", "counter", "SQEs handed to the kernel.");
-        out.push_str(&format!("rio_io_uring_sqes_submitted_total {}\n", self.sqes_submitted()));
-        crate::metrics::family(
-            &mut out,
-            "rio_io_uring_inline_reads_total",
-            "counter",
-            "Lone reads served from the page cache by preadv2(RWF_NOWAIT) instead of the ring.",
-        );
-        out.push_str(&format!("rio_io_uring_inline_reads_total {}\n", self.inline_reads()));
+        for (name, help, counter) in URING_COUNTERS {
+            crate::metrics::family(&mut out, name, "counter", help);
+            out.push_str(&format!("{name} {}\n", self.uring_counter(counter)));
+        }
         self.inner.engine.metrics.render(&mut out, self.inner.engine.in_flight());
         out
     }
@@ -297,6 +297,22 @@ impl Runtime {
         &self.inner.engine
     }
 }
+
+/// The io_uring backend's counters, as Prometheus families (0 on the pool).
+const URING_COUNTERS: [(&str, &str, fn(&UringBackend) -> &AtomicU64); 4] = [
+    ("rio_io_uring_sqes_submitted_total", "SQEs handed to the kernel.", |u| &u.sqes_submitted),
+    ("rio_io_uring_enter_calls_total", "io_uring_enter system calls.", |u| &u.enter_calls),
+    (
+        "rio_io_uring_inline_reads_total",
+        "Lone reads served from the page cache by preadv2(RWF_NOWAIT) instead of the ring.",
+        |u| &u.inline_reads,
+    ),
+    (
+        "rio_io_uring_ring_failures_total",
+        "Calls run with blocking syscalls because no ring could be created for the thread (EMFILE, ENOMEM).",
+        |u| &u.ring_failures,
+    ),
+];
 
 fn ring_params(s: &Resolved) -> RingParams {
     let sq = s.queue_depth.next_power_of_two();

@@ -108,6 +108,8 @@ pub(crate) struct UringBackend {
     pub enter_calls: AtomicU64,
     /// Lone reads served from the page cache without the ring.
     pub inline_reads: AtomicU64,
+    /// Calls that ran with blocking syscalls because no ring could be created.
+    pub ring_failures: AtomicU64,
 }
 
 /// A thread's handle on one runtime's ring; removes the ring from the
@@ -201,6 +203,7 @@ impl UringBackend {
             sqes_submitted: AtomicU64::new(0),
             enter_calls: AtomicU64::new(0),
             inline_reads: AtomicU64::new(0),
+            ring_failures: AtomicU64::new(0),
         })
     }
 
@@ -261,8 +264,11 @@ impl Backend for UringBackend {
         let ring = match self.local_ring() {
             Ok(ring) => ring,
             Err(e) => {
-                let errno = e.raw_os_error().unwrap_or(libc::EIO) as i64;
-                ops.iter_mut().for_each(|op| op.result = -errno);
+                // No ring for this thread (EMFILE under RLIMIT_NOFILE, ENOMEM):
+                // the I/O itself can still be done, with blocking syscalls.
+                self.ring_failures.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(error = %e, "cannot create an io_uring for this thread; running its ops with blocking syscalls");
+                ops.iter_mut().for_each(run_blocking);
                 return;
             }
         };
