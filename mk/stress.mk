@@ -1,0 +1,7 @@
+# make stress: the long modes of the stress, crash and fuzz suites, for
+# manual runs (make test runs the same code in short modes).
+STRESS_SECS ?= 120
+
+.PHONY: stress
+stress: lib
+	RIO_STRESS_SECS=$(STRESS_SECS) $(CARGO) test --$(PROFILE) --test stress -- --nocapture
