@@ -1,0 +1,322 @@
+/*
+ * librio C++ wrappers: header-only RAII types over the C API of rio.h.
+ *
+ *   rio::Runtime rt(rio::Backend::Auto);
+ *   rio::File f = rt.open("data.bin", RIO_OPEN_READ | RIO_OPEN_WRITE | RIO_OPEN_CREATE);
+ *   f.write_at("hello", 5, 0);
+ *   char buf[5];
+ *   std::size_t n = f.read_at(buf, sizeof buf, 0);   // < 5 only at end of file
+ *
+ * - Runtime, File, Wal and WalReader own one handle each; they are move-only
+ *   and close it in their destructor (errors there are ignored: call close()
+ *   to see them). A moved-from object holds no handle; calls on it throw
+ *   std::system_error with EINVAL (the library rejects NULL handles).
+ * - Failures throw rio::error, a std::system_error whose code() is
+ *   std::error_code(errno, std::generic_category()) (so it compares equal to
+ *   std::errc values) and whose message() is the library's message naming
+ *   the function, the path or argument, and the cause.
+ * - Sizes are returned as std::size_t / std::uint64_t. Besides pointer+size,
+ *   C++20 adds std::span overloads (std::byte, char, unsigned char).
+ * - As in C, every handle may be used from many threads at once (the I/O
+ *   member functions are const); closing or moving a handle while another
+ *   thread uses it is the caller's bug.
+ *
+ * C++17 or later. Link with -lrio (pkg-config --libs rio).
+ */
+#ifndef RIO_HPP
+#define RIO_HPP
+
+#include "rio.h"
+
+#include <cerrno>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#if __cplusplus >= 202002L && defined(__has_include)
+#if __has_include(<span>)
+#include <span>
+#define RIO_HPP_SPAN 1
+#endif
+#endif
+
+namespace rio {
+
+/* The library version, e.g. "0.1.0". */
+inline const char *version() noexcept { return rio_version(); }
+
+/* A failed librio call: code() is the errno, message() the library's text. */
+class error : public std::system_error {
+public:
+    error(int errno_value, std::string message)
+        : std::system_error(std::error_code(errno_value, std::generic_category()), message),
+          message_(std::move(message)) {}
+    /* The library's message (what() adds the errno's description). */
+    const std::string &message() const noexcept { return message_; }
+
+private:
+    std::string message_;
+};
+
+namespace detail {
+
+/* Throws rio::error for a -errno result, with the calling thread's message. */
+[[noreturn]] inline void throw_result(long long rc, const char *func) {
+    const char *msg = rio_last_error_message();
+    throw error(static_cast<int>(-rc), (msg != nullptr && *msg != '\0') ? std::string(msg) : std::string(func));
+}
+
+template <class T> inline T check(T rc, const char *func) {
+    if (rc < 0) throw_result(static_cast<long long>(rc), func);
+    return rc;
+}
+
+} // namespace detail
+
+/* Which engine runs the I/O. */
+enum class Backend : std::uint32_t {
+    Auto = RIO_BACKEND_AUTO,             /* io_uring when it works, else the thread pool */
+    IoUring = RIO_BACKEND_IO_URING,      /* io_uring, or the Runtime constructor throws EOPNOTSUPP */
+    ThreadPool = RIO_BACKEND_THREAD_POOL /* pread/pwrite worker threads */
+};
+
+inline const char *to_string(Backend b) noexcept {
+    switch (b) {
+    case Backend::Auto: return "auto";
+    case Backend::IoUring: return "io_uring";
+    case Backend::ThreadPool: return "thread_pool";
+    }
+    return "unknown";
+}
+
+class File;
+
+/* An I/O engine (io_uring rings or a thread pool). Files opened from it keep
+ * the engine alive after the Runtime is closed. */
+class Runtime {
+public:
+    /* Defaults plus the environment (RUSTFS_ENABLE_IO_URING, ...). */
+    Runtime() { open(nullptr); }
+    explicit Runtime(Backend backend) {
+        rio_runtime_config_t cfg = default_config();
+        cfg.backend = static_cast<std::uint32_t>(backend);
+        open(&cfg);
+    }
+    /* cfg should start from default_config(). */
+    explicit Runtime(const rio_runtime_config_t &cfg) { open(&cfg); }
+
+    /* Takes ownership of a handle from rio_runtime_open. */
+    static Runtime adopt(rio_runtime_t *rt) noexcept { return Runtime(rt, adopt_tag{}); }
+
+    static rio_runtime_config_t default_config() noexcept {
+        rio_runtime_config_t cfg;
+        rio_runtime_config_default(&cfg);
+        return cfg;
+    }
+
+    Runtime(Runtime &&o) noexcept : rt_(std::exchange(o.rt_, nullptr)) {}
+    Runtime &operator=(Runtime &&o) noexcept {
+        if (this != &o) {
+            close();
+            rt_ = std::exchange(o.rt_, nullptr);
+        }
+        return *this;
+    }
+    Runtime(const Runtime &) = delete;
+    Runtime &operator=(const Runtime &) = delete;
+    ~Runtime() { close(); }
+
+    /* Releases the handle (idempotent). Open files keep working. */
+    void close() noexcept { rio_runtime_close(std::exchange(rt_, nullptr)); }
+    rio_runtime_t *native_handle() const noexcept { return rt_; }
+    rio_runtime_t *release() noexcept { return std::exchange(rt_, nullptr); }
+    explicit operator bool() const noexcept { return rt_ != nullptr; }
+
+    /* Backend::IoUring or Backend::ThreadPool. */
+    Backend backend() const {
+        return static_cast<Backend>(detail::check(rio_runtime_backend(rt_), "rio_runtime_backend"));
+    }
+
+    rio_capabilities_t capabilities() const {
+        rio_capabilities_t caps;
+        detail::check(rio_runtime_capabilities(rt_, &caps), "rio_runtime_capabilities");
+        return caps;
+    }
+
+    /* Metrics in the Prometheus text exposition format. */
+    std::string metrics_prometheus() const {
+        std::string text(4096, '\0');
+        for (;;) {
+            std::int64_t n = detail::check(rio_runtime_metrics_prometheus(rt_, &text[0], text.size() + 1),
+                                           "rio_runtime_metrics_prometheus");
+            if (static_cast<std::uint64_t>(n) <= text.size()) {
+                text.resize(static_cast<std::size_t>(n));
+                return text;
+            }
+            text.assign(static_cast<std::size_t>(n) + static_cast<std::size_t>(n) / 4, '\0');
+        }
+    }
+
+    /* Opens `path` with RIO_OPEN_* flags; `mode` applies when it is created. */
+    inline File open(const char *path, std::uint32_t flags, std::uint32_t mode = 0644) const;
+    inline File open(const std::string &path, std::uint32_t flags, std::uint32_t mode = 0644) const;
+
+    /* Submits ops together and waits for all of them. Returns n with every
+     * ops[i].result set (per-op failures are -errno there, not exceptions);
+     * throws when the batch is malformed (then nothing ran). */
+    std::size_t submit_batch(rio_op_t *ops, std::size_t n) const {
+        return static_cast<std::size_t>(detail::check(rio_submit_batch(rt_, ops, n), "rio_submit_batch"));
+    }
+#ifdef RIO_HPP_SPAN
+    std::size_t submit_batch(std::span<rio_op_t> ops) const { return submit_batch(ops.data(), ops.size()); }
+#endif
+
+private:
+    struct adopt_tag {};
+    Runtime(rio_runtime_t *rt, adopt_tag) noexcept : rt_(rt) {}
+    void open(const rio_runtime_config_t *cfg) { detail::check(rio_runtime_open(cfg, &rt_), "rio_runtime_open"); }
+
+    rio_runtime_t *rt_ = nullptr;
+};
+
+/* An open file: positioned reads and writes through a runtime's engine. */
+class File {
+public:
+    File() noexcept = default; /* no file */
+    /* Takes ownership of a handle from rio_file_open. */
+    static File adopt(rio_file_t *f) noexcept {
+        File file;
+        file.f_ = f;
+        return file;
+    }
+
+    File(File &&o) noexcept : f_(std::exchange(o.f_, nullptr)) {}
+    File &operator=(File &&o) noexcept {
+        if (this != &o) {
+            rio_file_close(f_);
+            f_ = std::exchange(o.f_, nullptr);
+        }
+        return *this;
+    }
+    File(const File &) = delete;
+    File &operator=(const File &) = delete;
+    ~File() { rio_file_close(f_); }
+
+    /* Closes the file (idempotent). The handle is freed even when close(2)
+     * fails, which is then thrown. */
+    void close() { detail::check(rio_file_close(std::exchange(f_, nullptr)), "rio_file_close"); }
+    rio_file_t *native_handle() const noexcept { return f_; }
+    rio_file_t *release() noexcept { return std::exchange(f_, nullptr); }
+    explicit operator bool() const noexcept { return f_ != nullptr; }
+
+    /* Reads up to len bytes at offset; fewer only at end of file. */
+    std::size_t read_at(void *buf, std::size_t len, std::uint64_t offset) const {
+        return static_cast<std::size_t>(detail::check(rio_file_read_at(f_, buf, len, offset), "rio_file_read_at"));
+    }
+    /* Writes all len bytes at offset (or throws). Returns len. */
+    std::size_t write_at(const void *buf, std::size_t len, std::uint64_t offset) const {
+        return static_cast<std::size_t>(detail::check(rio_file_write_at(f_, buf, len, offset), "rio_file_write_at"));
+    }
+    std::size_t write_at(std::string_view data, std::uint64_t offset) const {
+        return write_at(data.data(), data.size(), offset);
+    }
+    /* Scatter read / gather write of iovcnt buffers (at most RIO_IOV_MAX). */
+    std::size_t readv_at(const struct iovec *iov, int iovcnt, std::uint64_t offset) const {
+        return static_cast<std::size_t>(
+            detail::check(rio_file_readv_at(f_, iov, iovcnt, offset), "rio_file_readv_at"));
+    }
+    std::size_t writev_at(const struct iovec *iov, int iovcnt, std::uint64_t offset) const {
+        return static_cast<std::size_t>(
+            detail::check(rio_file_writev_at(f_, iov, iovcnt, offset), "rio_file_writev_at"));
+    }
+
+#ifdef RIO_HPP_SPAN
+    std::size_t read_at(std::span<std::byte> buf, std::uint64_t offset) const {
+        return read_at(buf.data(), buf.size(), offset);
+    }
+    std::size_t read_at(std::span<char> buf, std::uint64_t offset) const {
+        return read_at(buf.data(), buf.size(), offset);
+    }
+    std::size_t read_at(std::span<unsigned char> buf, std::uint64_t offset) const {
+        return read_at(buf.data(), buf.size(), offset);
+    }
+    std::size_t write_at(std::span<const std::byte> data, std::uint64_t offset) const {
+        return write_at(data.data(), data.size(), offset);
+    }
+    std::size_t write_at(std::span<const unsigned char> data, std::uint64_t offset) const {
+        return write_at(data.data(), data.size(), offset);
+    }
+    std::size_t readv_at(std::span<const struct iovec> iov, std::uint64_t offset) const {
+        return readv_at(iov.data(), static_cast<int>(iov.size()), offset);
+    }
+    std::size_t writev_at(std::span<const struct iovec> iov, std::uint64_t offset) const {
+        return writev_at(iov.data(), static_cast<int>(iov.size()), offset);
+    }
+#endif
+
+    void sync() const { detail::check(rio_file_sync(f_), "rio_file_sync"); }
+    void datasync() const { detail::check(rio_file_datasync(f_), "rio_file_datasync"); }
+    void allocate(std::uint64_t offset, std::uint64_t len) const {
+        detail::check(rio_file_allocate(f_, offset, len), "rio_file_allocate");
+    }
+    void truncate(std::uint64_t len) const { detail::check(rio_file_truncate(f_, len), "rio_file_truncate"); }
+    std::uint64_t size() const {
+        return static_cast<std::uint64_t>(detail::check(rio_file_size(f_), "rio_file_size"));
+    }
+
+private:
+    rio_file_t *f_ = nullptr;
+};
+
+inline File Runtime::open(const char *path, std::uint32_t flags, std::uint32_t mode) const {
+    rio_file_t *f = nullptr;
+    detail::check(rio_file_open(rt_, path, flags, mode, &f), "rio_file_open");
+    return File::adopt(f);
+}
+
+inline File Runtime::open(const std::string &path, std::uint32_t flags, std::uint32_t mode) const {
+    return open(path.c_str(), flags, mode);
+}
+
+/* Page-aligned memory for O_DIRECT (rio_buf_alloc), freed on destruction. */
+class AlignedBuffer {
+public:
+    AlignedBuffer() noexcept = default;
+    explicit AlignedBuffer(std::size_t len) : p_(rio_buf_alloc(len)), len_(len) {
+        if (p_ == nullptr) {
+            if (len == 0) len_ = 0;
+            else throw error(ENOMEM, rio_last_error_message());
+        }
+    }
+    AlignedBuffer(AlignedBuffer &&o) noexcept : p_(std::exchange(o.p_, nullptr)), len_(std::exchange(o.len_, 0)) {}
+    AlignedBuffer &operator=(AlignedBuffer &&o) noexcept {
+        if (this != &o) {
+            rio_buf_free(p_);
+            p_ = std::exchange(o.p_, nullptr);
+            len_ = std::exchange(o.len_, 0);
+        }
+        return *this;
+    }
+    AlignedBuffer(const AlignedBuffer &) = delete;
+    AlignedBuffer &operator=(const AlignedBuffer &) = delete;
+    ~AlignedBuffer() { rio_buf_free(p_); }
+
+    void *data() const noexcept { return p_; }
+    std::size_t size() const noexcept { return len_; }
+#ifdef RIO_HPP_SPAN
+    std::span<std::byte> span() const noexcept { return {static_cast<std::byte *>(p_), len_}; }
+#endif
+
+private:
+    void *p_ = nullptr;
+    std::size_t len_ = 0;
+};
+
+} // namespace rio
+
+#endif /* RIO_HPP */
