@@ -5,3 +5,4 @@ STRESS_SECS ?= 120
 .PHONY: stress
 stress: lib
 	RIO_STRESS_SECS=$(STRESS_SECS) $(CARGO) test --$(PROFILE) --test stress -- --nocapture
+	RIO_FUZZ_CALLS=2000000 $(CARGO) test --$(PROFILE) --test ffi_fuzz -- --nocapture
