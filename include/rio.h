@@ -174,9 +174,20 @@
 #define RIO_BACKEND_THREAD_POOL 2
 
 /*
- Largest entry payload, in bytes (64 MiB).
+ Default: a torn tail (an interrupted write) is cut off on open;
+ corruption before it is -EBADMSG.
  */
-#define MAX_ENTRY (64 << 20)
+#define RIO_WAL_RECOVER_TOLERATE_TAIL 0
+
+/*
+ Any invalid byte, even a torn tail, makes rio_wal_open fail with -EBADMSG.
+ */
+#define RIO_WAL_RECOVER_STRICT 1
+
+/*
+ Largest entry, in bytes (64 MiB); larger ones are -EINVAL.
+ */
+#define RIO_WAL_MAX_ENTRY (64 << 20)
 
 /*
  An open file. Create with `rio_file_open`, free with `rio_file_close`.
@@ -189,6 +200,19 @@ typedef struct rio_file_t rio_file_t;
  `rio_runtime_close`. Thread-safe.
  */
 typedef struct rio_runtime_t rio_runtime_t;
+
+/*
+ A reader of a log's entries. Create with `rio_wal_reader_open`, free with
+ `rio_wal_reader_close`. Calls on one reader are serialized.
+ */
+typedef struct rio_wal_reader_t rio_wal_reader_t;
+
+/*
+ An open write-ahead log. Create with `rio_wal_open`, free with
+ `rio_wal_close`. Thread-safe: many threads may append at once (they
+ share writes and syncs).
+ */
+typedef struct rio_wal_t rio_wal_t;
 
 /*
  One operation of a batch.
@@ -354,6 +378,52 @@ typedef struct {
    */
   char io_uring_unavailable_reason[256];
 } rio_capabilities_t;
+
+/*
+ WAL configuration. Fill with `rio_wal_config_default`, then change fields.
+ */
+typedef struct {
+  /*
+   sizeof(rio_wal_config_t), set by rio_wal_config_default.
+   */
+  uint32_t struct_size;
+  /*
+   Most entries per group commit (default 256, 1..=65536). An atomic
+   batch with more entries is written alone.
+   */
+  uint32_t batch_size;
+  /*
+   Longest wait for more appenders to join a group commit, in
+   microseconds (default 100, at most 1000000). A lone appender never waits.
+   */
+  uint32_t flush_timeout_us;
+  /*
+   true (default): an append returns once its entry is fdatasync'd.
+   false: once written to the page cache; rio_wal_sync makes it durable.
+   */
+  bool sync_after_batch;
+  /*
+   Bytes of queued, not yet written entries before appenders wait
+   (default 4 MiB). A larger single append is admitted alone.
+   */
+  uint64_t buffer_size;
+  /*
+   Segment file size, preallocated (default 64 MiB, at least 4096).
+   */
+  uint64_t segment_size;
+  /*
+   RIO_WAL_RECOVER_TOLERATE_TAIL (default) or RIO_WAL_RECOVER_STRICT.
+   */
+  uint32_t recovery_mode;
+} rio_wal_config_t;
+
+/*
+ A byte range: one entry of `rio_wal_append_batch`.
+ */
+typedef struct {
+  const void *data;
+  size_t len;
+} rio_slice_t;
 
 
 
@@ -556,6 +626,91 @@ int64_t rio_runtime_metrics_prometheus(rio_runtime_t *rt, char *buf, size_t cap)
  freed. NULL is a no-op. Using `rt` afterwards is the caller's bug.
  */
 void rio_runtime_close(rio_runtime_t *rt);
+
+/*
+ Fills `cfg` with defaults (including `struct_size`). NULL is ignored.
+ */
+void rio_wal_config_default(rio_wal_config_t *cfg);
+
+/*
+ Opens the log in directory `dir` (created if missing) and recovers what
+ is there; sequence numbers continue after the last entry on disk. `cfg`
+ NULL means defaults. Stores a new handle in `*out` (NULL on failure).
+ Errors: `-EINVAL` (NULL argument, bad field or struct_size), `-EBADMSG`
+ (corruption: the message names the segment file and offset), `-EBUSY`
+ (the log is already open), or the `-errno` of a failed system call.
+ */
+int rio_wal_open(rio_runtime_t *rt, const char *dir, const rio_wal_config_t *cfg, rio_wal_t **out);
+
+/*
+ Appends one entry of `len` bytes (0 allowed; at most RIO_WAL_MAX_ENTRY)
+ and returns 0 once it is durable (or written, when `sync_after_batch`
+ is false); its sequence number goes to `*seq_out` (may be NULL).
+ Errors: `-EINVAL` (NULL `w`, NULL `data` with `len` > 0, too large),
+ `-EIO` once the log is poisoned by a failed write or sync, or the
+ failure of the write/sync that carried this entry.
+ */
+int rio_wal_append(rio_wal_t *w, const void *data, size_t len, uint64_t *seq_out);
+
+/*
+ Appends `n` entries atomically: after a crash all of them are recovered
+ or none. Their sequence numbers are consecutive; the first goes to
+ `*first_seq_out` (may be NULL). `n` == 0 is `-EINVAL`. Other errors as
+ `rio_wal_append`.
+ */
+int rio_wal_append_batch(rio_wal_t *w,
+                         const rio_slice_t *entries,
+                         size_t n,
+                         uint64_t *first_seq_out);
+
+/*
+ Makes every acknowledged entry durable (a no-op cost with the default
+ `sync_after_batch`). `-EIO` once the log is poisoned.
+ */
+int rio_wal_sync(rio_wal_t *w);
+
+/*
+ The sequence number of the last acknowledged entry (truncated ones
+ count); 0 for a log that never had an entry, and for NULL.
+ */
+uint64_t rio_wal_last_seq(const rio_wal_t *w);
+
+/*
+ Removes whole segment files all of whose entries are below `seq` (the
+ segment being appended to stays): entries >= `seq` are kept, some below
+ it may remain. Crash-safe. `-EINVAL` if `seq` > last_seq + 1.
+ */
+int rio_wal_truncate_before(rio_wal_t *w, uint64_t seq);
+
+/*
+ Opens a reader of acknowledged entries from `from_seq` on (0 means 1;
+ a truncated-away `from_seq` starts at the first entry kept). Readers
+ work while others append, and may outlive `w`. Stores a new handle in
+ `*out` (NULL on failure).
+ */
+int rio_wal_reader_open(rio_wal_t *w, uint64_t from_seq, rio_wal_reader_t **out);
+
+/*
+ Reads the next entry: returns 1 and sets `*seq`, `*data`, `*len` (the
+ bytes stay valid until the next call on this reader or its close), 0
+ when every entry acknowledged so far has been read (a later call may
+ find new ones), or `-errno` (`-EBADMSG` for a record that does not
+ verify, naming the file and offset). All pointers must be non-NULL.
+ */
+int rio_wal_reader_next(rio_wal_reader_t *r, uint64_t *seq, const uint8_t **data, size_t *len);
+
+/*
+ Frees a reader. NULL is a no-op.
+ */
+void rio_wal_reader_close(rio_wal_reader_t *r);
+
+/*
+ Makes every acknowledged entry durable, closes the log and frees the
+ handle (always, even on error). Returns 0, or `-EIO` if the log was
+ poisoned (or the final sync failed). NULL is a no-op returning 0. No
+ call on `w` may be running or follow; open readers stay usable.
+ */
+int rio_wal_close(rio_wal_t *w);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -15,6 +15,7 @@ pub mod fault;
 pub mod file;
 pub mod logging;
 pub mod runtime;
+pub mod wal;
 
 thread_local! {
     static LAST_ERROR: RefCell<CString> = RefCell::new(CString::default());
