@@ -66,12 +66,24 @@
  */
 #define RIO_FAULT_ON_WRITE 2
 
+/*
+ fsync of files and directories.
+ */
 #define RIO_FAULT_ON_FSYNC 3
 
+/*
+ fdatasync.
+ */
 #define RIO_FAULT_ON_FDATASYNC 4
 
+/*
+ fallocate (rio_file_allocate, WAL segment preallocation).
+ */
 #define RIO_FAULT_ON_FALLOCATE 5
 
+/*
+ ftruncate (rio_file_truncate, WAL tail cleanup).
+ */
 #define RIO_FAULT_ON_FTRUNCATE 6
 
 /*
@@ -146,16 +158,34 @@
  */
 #define RIO_IOV_MAX 1024
 
+/*
+ No records (removes the callback).
+ */
 #define RIO_LOG_OFF 0
 
+/*
+ Failures: a poisoned log, an I/O error the caller also sees.
+ */
 #define RIO_LOG_ERROR 1
 
+/*
+ Degraded operation: io_uring fallback and why, slow fsync, recovery cutting a torn tail.
+ */
 #define RIO_LOG_WARN 2
 
+/*
+ Lifecycle: runtime opened (and its backend), WAL opened and recovered.
+ */
 #define RIO_LOG_INFO 3
 
+/*
+ Per-file and per-segment detail.
+ */
 #define RIO_LOG_DEBUG 4
 
+/*
+ Everything.
+ */
 #define RIO_LOG_TRACE 5
 
 /*

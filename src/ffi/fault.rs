@@ -17,9 +17,13 @@ pub const RIO_FAULT_ON_ANY: u32 = 0;
 pub const RIO_FAULT_ON_READ: u32 = 1;
 /// Writes (plain and vectored).
 pub const RIO_FAULT_ON_WRITE: u32 = 2;
+/// fsync of files and directories.
 pub const RIO_FAULT_ON_FSYNC: u32 = 3;
+/// fdatasync.
 pub const RIO_FAULT_ON_FDATASYNC: u32 = 4;
+/// fallocate (rio_file_allocate, WAL segment preallocation).
 pub const RIO_FAULT_ON_FALLOCATE: u32 = 5;
+/// ftruncate (rio_file_truncate, WAL tail cleanup).
 pub const RIO_FAULT_ON_FTRUNCATE: u32 = 6;
 
 /// The first attempt fails with `error` (EINTR/EAGAIN are retried inside

@@ -6,11 +6,17 @@ use std::ffi::{c_char, c_int, c_void, CString};
 use super::{ffi_boundary, finish};
 use crate::Error;
 
+/// No records (removes the callback).
 pub const RIO_LOG_OFF: c_int = 0;
+/// Failures: a poisoned log, an I/O error the caller also sees.
 pub const RIO_LOG_ERROR: c_int = 1;
+/// Degraded operation: io_uring fallback and why, slow fsync, recovery cutting a torn tail.
 pub const RIO_LOG_WARN: c_int = 2;
+/// Lifecycle: runtime opened (and its backend), WAL opened and recovered.
 pub const RIO_LOG_INFO: c_int = 3;
+/// Per-file and per-segment detail.
 pub const RIO_LOG_DEBUG: c_int = 4;
+/// Everything.
 pub const RIO_LOG_TRACE: c_int = 5;
 
 /// Receives one log record: `level` (RIO_LOG_ERROR..RIO_LOG_TRACE), the

@@ -223,6 +223,27 @@ mod tests {
         assert!(generated == checked_in, "include/rio.h is stale: run `make header` and commit it");
     }
 
+    /// Every function, constant and type of the header carries a doc comment.
+    #[test]
+    fn header_items_are_documented() {
+        let header = include_str!(concat!(env!("OUT_DIR"), "/rio.h"));
+        let lines: Vec<&str> = header.lines().collect();
+        let mut undocumented = Vec::new();
+        for (i, line) in lines.iter().enumerate() {
+            let item = (line.starts_with("#define RIO_") && !line.starts_with("#define RIO_VERSION") && *line != "#define RIO_H")
+                || line.starts_with("typedef ")
+                || (line.contains("rio_") && line.contains('(') && !line.starts_with(' ') && !line.starts_with('#'));
+            if !item {
+                continue;
+            }
+            let prev = lines[..i].iter().rev().find(|l| !l.trim().is_empty()).copied().unwrap_or("");
+            if !prev.trim_end().ends_with("*/") {
+                undocumented.push(*line);
+            }
+        }
+        assert!(undocumented.is_empty(), "undocumented items in rio.h:\n{}", undocumented.join("\n"));
+    }
+
     /// Every name the header declares carries the library's prefix.
     #[test]
     fn header_names_are_prefixed() {
