@@ -7,7 +7,7 @@ CPPTEST_BIN  := c_tests/build/test_cpp17 c_tests/build/test_cpp20 c_tests/build/
 
 TEST_SUITES += test-cpp
 
-.PHONY: test-cpp
+.PHONY: test-cpp test-cpp-doc
 
 c_tests/build/test_cpp%: c_tests/test_cpp.cpp include/rio.hpp include/rio.h lib
 	@mkdir -p $(dir $@)
@@ -19,6 +19,17 @@ c_tests/build/asan/test_cpp%: c_tests/test_cpp.cpp include/rio.hpp include/rio.h
 	@ln -sf librio.so $(LIBDIR)/librio.so.0
 	$(CXX) -std=c++$* $(CXXFLAGS_RIO) $(SANFLAGS) -o $@ $< $(LDFLAGS)
 
-test-cpp: $(CPPTEST_BIN)
+test-cpp: $(CPPTEST_BIN) test-cpp-doc
 	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 		./c_tests/run.sh $(CPPTEST_BIN)
+
+# The C++ example of docs/bindings.md must compile (-Werror) and run.
+CPP_DOC_DIR := c_tests/build/doc-example
+test-cpp-doc: lib
+	@rm -rf $(CPP_DOC_DIR) && mkdir -p $(CPP_DOC_DIR)
+	@awk '/^```cpp$$/{on=1; next} /^```$$/{if(on) exit} on' docs/bindings.md > $(CPP_DOC_DIR)/example.cpp
+	@ln -sf librio.so $(LIBDIR)/librio.so.0
+	$(CXX) -std=c++17 $(CXXFLAGS_RIO) -o $(CPP_DOC_DIR)/example $(CPP_DOC_DIR)/example.cpp $(LDFLAGS)
+	@cd $(CPP_DOC_DIR) && out=$$(./example) && echo "$$out" && case "$$out" in \
+		"read 15 bytes: hello, io_uring (backend "*) echo "docs/bindings.md C++ example: 1 passed, 0 failed" ;; \
+		*) echo "docs/bindings.md C++ example: 0 passed, 1 failed"; exit 1 ;; esac

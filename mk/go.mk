@@ -12,7 +12,7 @@ GO_ENV := GOCACHE=$(CURDIR)/target/go/cache GOPATH=$(CURDIR)/target/go/path \
 
 TEST_SUITES += test-go
 
-.PHONY: go-toolchain test-go
+.PHONY: go-toolchain test-go test-go-doc
 
 go-toolchain:
 	@if ! command -v $(GO) >/dev/null 2>&1; then \
@@ -30,3 +30,17 @@ test-go: lib go-toolchain
 	cd bindings/go && $(GO_ENV) $(GO) vet ./...
 	cd bindings/go && $(GO_ENV) $(GO) test -count=1 $(GO_TEST_ARGS) ./...
 	cd bindings/go && $(GO_ENV) GODEBUG=cgocheck=2 $(GO) test -count=1 -race $(GO_TEST_ARGS) ./...
+	@$(MAKE) -s --no-print-directory test-go-doc
+
+# The Go example of docs/bindings.md, as a module of its own using the
+# binding through a replace directive, must build and run.
+GO_DOC_DIR := $(CURDIR)/target/go/doc-example
+test-go-doc: lib go-toolchain
+	@rm -rf $(GO_DOC_DIR) && mkdir -p $(GO_DOC_DIR)
+	@awk '/^```go$$/{on=1; next} /^```$$/{if(on) exit} on' docs/bindings.md > $(GO_DOC_DIR)/main.go
+	@printf 'module example\n\ngo 1.19\n\nrequire librio/bindings/go v0.0.0\n\nreplace librio/bindings/go => %s\n' \
+		$(CURDIR)/bindings/go > $(GO_DOC_DIR)/go.mod
+	@cd $(GO_DOC_DIR) && $(GO_ENV) $(GO) vet . && $(GO_ENV) $(GO) build -o example . && \
+		out=$$(./example) && echo "$$out" && case "$$out" in \
+		"read 15 bytes: hello, io_uring (backend "*) echo "docs/bindings.md Go example: 1 passed, 0 failed" ;; \
+		*) echo "docs/bindings.md Go example: 0 passed, 1 failed"; exit 1 ;; esac
