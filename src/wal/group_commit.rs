@@ -145,6 +145,23 @@ impl Poison {
     }
 }
 
+/// Counters of a log since it was opened (`Wal::stats`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WalStats {
+    /// Successful group commits (one write, plus one fdatasync when
+    /// `sync_after_batch`, each).
+    pub group_commits: u64,
+    /// Entries they carried.
+    pub entries: u64,
+    /// The most entries one group commit carried.
+    pub largest_group: u64,
+    /// The most record bytes ever queued or in flight at once (bounded by
+    /// `buffer_size`, or by one unit larger than it).
+    pub peak_pending_bytes: u64,
+    /// Segments created by rotation.
+    pub rotations: u64,
+}
+
 /// The state under `Shared::state`.
 pub(super) struct State {
     queue: VecDeque<Unit>,
@@ -171,6 +188,7 @@ pub(super) struct State {
     in_flight: Option<(u64, u64)>,
     poison: Option<Poison>,
     scratch: Scratch,
+    pub stats: WalStats,
 }
 
 /// What a leader writes, decided under the lock.
@@ -212,6 +230,7 @@ impl State {
             in_flight: None,
             poison: None,
             scratch: Scratch::default(),
+            stats: WalStats::default(),
         }
     }
 
@@ -266,6 +285,11 @@ impl State {
         self.last_batch_units = plan.units;
         match outcome {
             Ok(w) => {
+                let entries = plan.last_seq - plan.first_seq + 1;
+                self.stats.group_commits += 1;
+                self.stats.entries += entries;
+                self.stats.largest_group = self.stats.largest_group.max(entries);
+                self.stats.rotations += u64::from(w.new_segment.is_some());
                 if let Some(segment) = w.new_segment {
                     self.segments.push(SegmentMeta { first_seq: segment.first_seq, path: segment.path.clone() });
                     self.active = segment;
@@ -308,6 +332,7 @@ impl Shared {
         st.queue.push_back(unit);
         st.queued_entries += entries.len();
         st.pending_bytes += bytes;
+        st.stats.peak_pending_bytes = st.stats.peak_pending_bytes.max(st.pending_bytes);
         if st.leader_waiting {
             self.joined.notify_one();
         }

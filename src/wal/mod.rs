@@ -24,6 +24,7 @@ use std::sync::Arc;
 use parking_lot::{Condvar, Mutex};
 
 pub use format::MAX_ENTRY;
+pub use group_commit::WalStats;
 pub use reader::WalReader;
 
 use crate::error::{Error, Result};
@@ -207,6 +208,12 @@ impl Wal {
     /// truncated-away `from_seq` starts at the first entry kept).
     pub fn reader(&self, from_seq: u64) -> Result<WalReader> {
         WalReader::new(self.shared.clone(), from_seq)
+    }
+
+    /// Counters since the log was opened: group commits, their sizes, the
+    /// peak of queued bytes.
+    pub fn stats(&self) -> WalStats {
+        self.shared.state.lock().stats
     }
 
     /// The directory of the log.

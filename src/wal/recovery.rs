@@ -13,10 +13,11 @@
 //!   had already been made durable: then acknowledged data is damaged and
 //!   the log refuses to open rather than silently drop it.
 
+use std::ops::ControlFlow;
 use std::path::PathBuf;
 
 use super::cursor::{Next, RecordCursor, CHUNK};
-use super::format::{Defect, Kind, RECORD_ALIGN, RECORD_HEADER_SIZE, SEGMENT_HEADER_SIZE};
+use super::format::{Defect, Kind, RecordHeader, RECORD_ALIGN, RECORD_HEADER_SIZE, SEGMENT_HEADER_SIZE};
 use super::segment::{Directory, Segment};
 use super::{RecoveryMode, WalConfig};
 use crate::error::{Error, Result};
@@ -41,23 +42,26 @@ pub(crate) struct Recovered {
 
 /// Where a segment scan stopped.
 #[derive(Debug, Clone, Copy)]
-enum Stop {
+pub(super) enum Stop {
     /// A seal record at this offset.
     Sealed { at: u64 },
     /// The end of the file, exactly at a record boundary.
     EndOfFile { at: u64 },
     /// Something that is not the next valid record.
     Defect { at: u64, defect: Defect },
+    /// The visitor asked to stop before the record at this offset (never
+    /// during recovery; `inspect` uses it to stop early).
+    Interrupted { at: u64 },
 }
 
 /// The result of scanning one segment's records.
-struct Scan {
+pub(super) struct Scan {
     /// End of the last complete atomic unit, and the sequence number after it.
-    committed_end: u64,
-    next_seq: u64,
+    pub committed_end: u64,
+    pub next_seq: u64,
     /// The entry expected where the scan stopped (> next_seq inside a batch).
-    expected: u64,
-    stop: Stop,
+    pub expected: u64,
+    pub stop: Stop,
 }
 
 fn corrupt(seg: &Segment, at: u64, why: impl std::fmt::Display) -> Error {
@@ -67,6 +71,18 @@ fn corrupt(seg: &Segment, at: u64, why: impl std::fmt::Display) -> Error {
 /// Reads records from the start of `seg` while they verify and continue
 /// the sequence.
 fn scan(seg: &Segment, size: u64) -> Result<(Scan, RecordCursor)> {
+    scan_with(seg, size, &mut |_, _, _| ControlFlow::Continue(()))
+}
+
+/// `scan`, showing `visit` each entry it accepts (its offset, header and
+/// payload) before moving past it; entries of a batch that never completes
+/// are shown too (they lie beyond `committed_end`). `Break` stops the scan
+/// with `Stop::Interrupted` at that entry.
+pub(super) fn scan_with(
+    seg: &Segment,
+    size: u64,
+    visit: &mut dyn FnMut(u64, &RecordHeader, &[u8]) -> ControlFlow<()>,
+) -> Result<(Scan, RecordCursor)> {
     let mut cursor = RecordCursor::new(SEGMENT_HEADER_SIZE, size, seg.salt);
     let mut expected = seg.first_seq;
     let mut committed = (SEGMENT_HEADER_SIZE, seg.first_seq);
@@ -76,8 +92,12 @@ fn scan(seg: &Segment, size: u64) -> Result<(Scan, RecordCursor)> {
         match cursor.next(&seg.file)? {
             Next::End => break Stop::EndOfFile { at },
             Next::Invalid { offset, defect } => break Stop::Defect { at: offset, defect },
-            Next::Record { header, end, .. } => match header.kind {
+            Next::Record { offset, header, end } => match header.kind {
                 Kind::Entry if header.seq == expected => {
+                    if visit(offset, &header, cursor.payload(offset, &header)).is_break() {
+                        cursor.offset = offset;
+                        break Stop::Interrupted { at: offset };
+                    }
                     expected += 1;
                     in_batch = header.batch_cont();
                     if !in_batch {
@@ -99,20 +119,22 @@ struct Evidence {
     durable_seq: u64,
 }
 
-/// Whether every byte from `from` to the cursor's end is zero.
-fn all_zero(seg: &Segment, cursor: &mut RecordCursor, from: u64) -> Result<bool> {
+/// The offset just past the last non-zero byte from `from` to the cursor's
+/// end; `None` if all of it is zero.
+fn nonzero_end(seg: &Segment, cursor: &mut RecordCursor, from: u64) -> Result<Option<u64>> {
     let mut at = from;
+    let mut last = None;
     while at < cursor.end {
         let n = cursor.fill(&seg.file, at, CHUNK)?;
         if n == 0 {
             break;
         }
-        if cursor.bytes(at, n).iter().any(|&b| b != 0) {
-            return Ok(false);
+        if let Some(i) = cursor.bytes(at, n).iter().rposition(|&b| b != 0) {
+            last = Some(at + i as u64 + 1);
         }
         at += n as u64;
     }
-    Ok(true)
+    Ok(last)
 }
 
 /// Looks at every aligned offset from `from` on for a record that verifies
@@ -141,25 +163,43 @@ fn describe(scan: &Scan) -> String {
         Stop::EndOfFile { .. } if scan.expected > scan.next_seq => format!("the file ends {}", batch()),
         Stop::EndOfFile { .. } => "the segment ends without a seal record".into(),
         Stop::Sealed { .. } => "sealed".into(),
+        Stop::Interrupted { .. } => "not scanned to the end".into(),
     }
 }
 
-/// Decides what follows the last complete unit of the last segment, and
-/// cuts a torn tail. Returns the offset appends continue at.
-fn settle_tail(seg: &Segment, scan: &Scan, mut cursor: RecordCursor, cfg: &WalConfig) -> Result<u64> {
+/// What follows the last complete unit of the last segment.
+pub(super) enum Tail {
+    /// Nothing but zero bytes: the log ends at `at`.
+    Clean { at: u64 },
+    /// A torn tail: recovery cuts the segment at `at`; the bytes up to `end`
+    /// (past the last non-zero one) go. `why` says what was found at the cut.
+    Torn { at: u64, end: u64, why: String },
+    /// Invalid bytes recovery refuses to cut (`EBADMSG` naming the file and
+    /// offset).
+    Corrupt(Error),
+}
+
+/// Decides what the bytes after the last complete unit of the last segment
+/// are, without changing anything.
+pub(super) fn judge_tail(seg: &Segment, scan: &Scan, cursor: &mut RecordCursor, mode: RecoveryMode) -> Result<Tail> {
     let stop_at = match scan.stop {
         Stop::EndOfFile { at } | Stop::Defect { at, .. } => at,
-        Stop::Sealed { .. } => unreachable!("sealed segments have no tail"),
+        Stop::Sealed { .. } | Stop::Interrupted { .. } => unreachable!("sealed or unfinished segments have no tail"),
     };
-    if scan.committed_end == stop_at && all_zero(seg, &mut cursor, stop_at)? {
-        return Ok(stop_at);
+    let nonzero_end = nonzero_end(seg, cursor, scan.committed_end)?;
+    if scan.committed_end == stop_at && nonzero_end.is_none() {
+        return Ok(Tail::Clean { at: stop_at });
     }
     let what = describe(scan);
-    if cfg.recovery_mode == RecoveryMode::Strict {
-        return Err(corrupt(seg, stop_at, format_args!("{what} (recovery mode is strict: a torn tail is an error too)")));
+    if mode == RecoveryMode::Strict {
+        return Ok(Tail::Corrupt(corrupt(
+            seg,
+            stop_at,
+            format_args!("{what} (recovery mode is strict: a torn tail is an error too)"),
+        )));
     }
-    if let Some(e) = durable_evidence(seg, &mut cursor, stop_at, scan.next_seq)? {
-        return Err(corrupt(
+    if let Some(e) = durable_evidence(seg, cursor, stop_at, scan.next_seq)? {
+        return Ok(Tail::Corrupt(corrupt(
             seg,
             stop_at,
             format_args!(
@@ -167,16 +207,47 @@ fn settle_tail(seg: &Segment, scan: &Scan, mut cursor: RecordCursor, cfg: &WalCo
                  corruption before the tail, not a torn write",
                 e.seq, e.offset, e.durable_seq
             ),
-        ));
+        )));
     }
-    tracing::warn!(
-        path = %seg.path.display(),
-        offset = scan.committed_end,
-        reason = %what,
-        "cutting the torn tail of the log"
-    );
-    seg.cut(scan.committed_end, cfg.segment_size)?;
-    Ok(scan.committed_end)
+    let end = nonzero_end.unwrap_or(stop_at).max(stop_at);
+    Ok(Tail::Torn { at: scan.committed_end, end, why: what })
+}
+
+/// Why a segment that is not the last one does not end with a seal.
+pub(super) fn unsealed(seg: &Segment, scan: &Scan) -> Error {
+    let why = format!("{}; only the last segment may have a tail, the others end with a seal", describe(scan));
+    let at = match scan.stop {
+        Stop::Sealed { at } | Stop::EndOfFile { at } | Stop::Defect { at, .. } | Stop::Interrupted { at } => at,
+    };
+    corrupt(seg, at, why)
+}
+
+/// A segment that does not start where the previous one ended.
+pub(super) fn missing_segment(seg: &Segment, want: u64) -> Error {
+    corrupt(
+        seg,
+        0,
+        format_args!("segment starts at seq {} but the previous one ends before seq {want}: a segment is missing", seg.first_seq),
+    )
+}
+
+/// Decides what follows the last complete unit of the last segment, and
+/// cuts a torn tail. Returns the offset appends continue at.
+fn settle_tail(seg: &Segment, scan: &Scan, mut cursor: RecordCursor, cfg: &WalConfig) -> Result<u64> {
+    match judge_tail(seg, scan, &mut cursor, cfg.recovery_mode)? {
+        Tail::Clean { at } => Ok(at),
+        Tail::Corrupt(e) => Err(e),
+        Tail::Torn { at, why, .. } => {
+            tracing::warn!(
+                path = %seg.path.display(),
+                offset = at,
+                reason = %why,
+                "cutting the torn tail of the log"
+            );
+            seg.cut(at, cfg.segment_size)?;
+            Ok(at)
+        }
+    }
 }
 
 /// Opens the log in `dir`: creates the first segment of a new log, or
@@ -190,24 +261,14 @@ pub(crate) fn recover(rt: &Runtime, dir: &Directory, cfg: &WalConfig) -> Result<
         let last = i + 1 == listed.len();
         let seg = Segment::open(rt, path, *name_seq, last)?;
         if let Some(want) = expected_first.filter(|&want| want != seg.first_seq) {
-            return Err(corrupt(
-                &seg,
-                0,
-                format_args!("segment starts at seq {} but the previous one ends before seq {want}: a segment is missing", seg.first_seq),
-            ));
+            return Err(missing_segment(&seg, want));
         }
         segments.push(SegmentMeta { first_seq: seg.first_seq, path: seg.path.clone() });
         let size = seg.file.size()?;
         let (scan, cursor) = scan(&seg, size)?;
         match (scan.stop, last) {
             (Stop::Sealed { .. }, _) => expected_first = Some(scan.next_seq),
-            (_, false) => {
-                let why = format!("{}; only the last segment may have a tail, the others end with a seal", describe(&scan));
-                let at = match scan.stop {
-                    Stop::Sealed { at } | Stop::EndOfFile { at } | Stop::Defect { at, .. } => at,
-                };
-                return Err(corrupt(&seg, at, why));
-            }
+            (_, false) => return Err(unsealed(&seg, &scan)),
             (_, true) => {
                 let write_offset = settle_tail(&seg, &scan, cursor, cfg)?;
                 return Ok(Recovered { segments, active: seg, write_offset, next_seq: scan.next_seq });
