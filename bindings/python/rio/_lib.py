@@ -77,6 +77,29 @@ RIO_BUF_ALIGN = 4096
 
 RIO_WAL_RECOVER_TOLERATE_TAIL = 0
 RIO_WAL_RECOVER_STRICT = 1
+RIO_WAL_MAX_ENTRY = 64 << 20
+
+RIO_FAULT_ON_ANY = 0
+RIO_FAULT_ON_READ = 1
+RIO_FAULT_ON_WRITE = 2
+RIO_FAULT_ON_FSYNC = 3
+RIO_FAULT_ON_FDATASYNC = 4
+RIO_FAULT_ON_FALLOCATE = 5
+RIO_FAULT_ON_FTRUNCATE = 6
+
+RIO_FAULT_ERROR = 0
+RIO_FAULT_SHORT = 1
+RIO_FAULT_DELAY = 2
+
+RIO_CRASH_DISCARD_ALL = 0
+RIO_CRASH_TORN_PREFIX = 1
+
+RIO_LOG_OFF = 0
+RIO_LOG_ERROR = 1
+RIO_LOG_WARN = 2
+RIO_LOG_INFO = 3
+RIO_LOG_DEBUG = 4
+RIO_LOG_TRACE = 5
 
 # --------------------------------------------------------------------------
 # Opaque handles: distinct types so a rio_file_t* can never be passed where a
@@ -126,7 +149,24 @@ class rio_runtime_config_t(Structure):
         ("queue_depth", c_uint32),
         ("max_concurrent_ops", c_uint32),
         ("worker_threads", c_uint32),
+        ("fault_injection", c_bool),
     ]
+
+
+class rio_fault_t(Structure):
+    _fields_ = [
+        ("struct_size", c_uint32),
+        ("target", c_uint32),
+        ("nth", c_uint64),
+        ("count", c_uint64),
+        ("action", c_uint32),
+        ("error", c_int),
+        ("delay_us", c_uint64),
+    ]
+
+
+#: ``void (*)(int level, const char *target, const char *message, void *user_data)``
+rio_log_callback_t = ctypes.CFUNCTYPE(None, c_int, c_char_p, c_char_p, c_void_p)
 
 
 class rio_capabilities_t(Structure):
@@ -198,6 +238,13 @@ SIGNATURES: Dict[str, Tuple[Any, Sequence[Any]]] = {
     "rio_runtime_capabilities": (c_int, [rio_runtime_p, POINTER(rio_capabilities_t)]),
     "rio_runtime_metrics_prometheus": (c_int64, [rio_runtime_p, c_char_p, c_size_t]),
     "rio_runtime_close": (None, [rio_runtime_p]),
+    # fault injection (runtimes opened with fault_injection)
+    "rio_fault_default": (None, [POINTER(rio_fault_t)]),
+    "rio_runtime_add_fault": (c_int, [rio_runtime_p, POINTER(rio_fault_t)]),
+    "rio_runtime_clear_faults": (c_int, [rio_runtime_p]),
+    "rio_runtime_simulate_power_loss": (c_int, [rio_runtime_p, c_uint32, c_uint64]),
+    # logging
+    "rio_set_log_callback": (c_int, [c_int, rio_log_callback_t, c_void_p]),
     # files
     "rio_file_open": (c_int, [rio_runtime_p, c_char_p, c_uint32, c_uint32, POINTER(rio_file_p)]),
     "rio_file_read_at": (c_int64, [rio_file_p, c_void_p, c_size_t, c_uint64]),

@@ -230,6 +230,7 @@ class WalReader:
 
     def __init__(self, wal: Wal, from_seq: int = 1) -> None:
         self._handle: Optional[Handle] = None
+        self._done = True
         from_seq = int(from_seq)
         if not 0 <= from_seq < 1 << 64:
             raise ValueError(f"from_seq out of range: {from_seq}")
@@ -243,6 +244,7 @@ class WalReader:
             with wal._readers_lock:
                 wal._readers.add(self)
         self._done = False
+        self._wal = wal  # keeps the log open while the reader is referenced
 
     @property
     def closed(self) -> bool:

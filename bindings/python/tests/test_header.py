@@ -23,7 +23,10 @@ STRUCTS = {
     "rio_op_t": L.rio_op_t,
     "rio_wal_config_t": L.rio_wal_config_t,
     "rio_slice_t": L.rio_slice_t,
+    "rio_fault_t": L.rio_fault_t,
 }
+
+CALLBACKS = {"rio_log_callback_t": L.rio_log_callback_t}
 
 HANDLES = {
     "rio_runtime_t": L.rio_runtime_t,
@@ -125,6 +128,8 @@ def test_function_declared_with_header_arity(name: str) -> None:
                 assert ctype is ctypes.POINTER(HANDLES[base]), f"{name}: {decl!r} must be POINTER({base})"
             if base in STRUCTS and stars == 1:
                 assert ctype is ctypes.POINTER(STRUCTS[base]), f"{name}: {decl!r} must be POINTER({base})"
+        elif base in CALLBACKS:
+            assert ctype is CALLBACKS[base], f"{name}: {decl!r} must be {base}"
         else:
             assert base in INT_TYPES, f"{name}: unexpected parameter type {decl!r}"
             assert ctypes.sizeof(ctype) == ctypes.sizeof(INT_TYPES[base]), f"{name}: {decl!r} vs {ctype}"
@@ -159,7 +164,7 @@ def test_handles_are_distinct_opaque_structures() -> None:
         for a in argtypes:
             if a is ctypes.c_void_p:
                 # Only data buffers are void*, never handles.
-                assert any(k in name for k in ("read_at", "write_at", "buf_", "wal_append")), name
+                assert any(k in name for k in ("read_at", "write_at", "buf_", "wal_append", "log_callback")), name
 
 
 @pytest.mark.parametrize("struct", sorted(STRUCTS))
@@ -235,7 +240,8 @@ def test_constants_match_header() -> None:
         assert name in defines, f"{name} is not in include/rio.h"
         assert defines[name] == value, f"{name}: header {defines[name]}, binding {value}"
     for name, value in defines.items():
-        if name.startswith(("RIO_OPEN_", "RIO_BACKEND_", "RIO_OP_", "RIO_WAL_RECOVER_")):
+        if name.startswith(("RIO_OPEN_", "RIO_BACKEND_", "RIO_OP_", "RIO_WAL_", "RIO_FAULT_",
+                            "RIO_CRASH_", "RIO_LOG_", "RIO_BUF_", "RIO_IOV_")):
             assert ours.get(name) == value, f"{name} = {value} is not in the bindings"
 
 

@@ -116,10 +116,15 @@ def test_truncate_before(rt: rio.Runtime, wal_dir: Path) -> None:
     with rt.open_wal(wal_dir, segment_size=1 << 20) as w:
         assert w.last_seq == n + 1
         assert [s for s, _ in w.replay()][0] == seqs[0]
-        # Truncating everything keeps the numbering.
+        # Truncating everything: only the segment being appended to stays,
+        # and the numbering goes on.
         w.truncate_before(w.last_seq + 1)
-        assert all_entries(w) == []
+        left = [s for s, _ in w.replay()]
+        assert left == list(range(left[0], n + 2)) and left[0] > seqs[0]
         assert w.append(b"next") == n + 2
+        with pytest.raises(OSError) as ei:
+            w.truncate_before(w.last_seq + 2)  # beyond last_seq + 1
+        assert ei.value.errno == errno.EINVAL
     with rt.open_wal(wal_dir, segment_size=1 << 20) as w:
         assert w.last_seq == n + 2
         assert all_entries(w)[-1] == (n + 2, b"next")
