@@ -13,6 +13,9 @@
 #include "check.h"
 
 static char dir[256];
+/* This program's path (argv[0]), to run it again; not /proc/self/exe,
+ * which is valgrind itself under valgrind. */
+static const char *self_path = "/proc/self/exe";
 
 static int count_fds(void) {
     DIR *d = opendir("/proc/self/fd");
@@ -597,7 +600,7 @@ static ssize_t run_log_child(const char *mode, const char *value, char *out, siz
         else
             unsetenv("RIO_LOG");
         setenv("RIO_CTEST_DIR", dir, 1);
-        execl("/proc/self/exe", "test_runtime", mode, (char *)NULL);
+        execl(self_path, "test_runtime", mode, (char *)NULL);
         _exit(4);
     }
     close(fds[1]);
@@ -633,6 +636,8 @@ static void test_rio_log(void) {
 }
 
 int main(int argc, char **argv) {
+    if (argc > 0 && argv[0] && strchr(argv[0], '/'))
+        self_path = argv[0];
     if (argc > 1 && strcmp(argv[1], "--rio-log-child") == 0) {
         rio_log_child();
         return 0;
