@@ -313,12 +313,15 @@ impl Engine {
     pub unsafe fn execute(&self, ops: &mut [Op]) {
         for chunk in ops.chunks_mut(self.limit.capacity()) {
             let _permits = self.limit.acquire(chunk.len());
-            let start = Instant::now();
+            let weight = crate::metrics::latency_weight(chunk);
+            let start = weight.map(|_| Instant::now());
             unsafe { self.backend.execute(chunk) };
-            let elapsed = start.elapsed();
-            self.metrics.record_batch(chunk, elapsed);
-            if elapsed >= SLOW_SYNC && chunk.iter().any(|op| matches!(op.kind, OpKind::Fsync | OpKind::Fdatasync)) {
-                tracing::warn!(elapsed_ms = elapsed.as_millis() as u64, ops = chunk.len(), "slow fsync/fdatasync");
+            let timed = start.zip(weight).map(|(s, w)| (s.elapsed(), w));
+            self.metrics.record_batch(chunk, timed);
+            let slow = timed.is_some_and(|(elapsed, _)| elapsed >= SLOW_SYNC);
+            if slow && chunk.iter().any(|op| matches!(op.kind, OpKind::Fsync | OpKind::Fdatasync)) {
+                let elapsed = timed.map_or(0, |(e, _)| e.as_millis() as u64);
+                tracing::warn!(elapsed_ms = elapsed, ops = chunk.len(), "slow fsync/fdatasync");
             }
         }
     }
