@@ -69,4 +69,29 @@ static inline riogo_ret riogo_file_truncate(rio_file_t *f, uint64_t len) {
 static inline riogo_ret riogo_file_size(rio_file_t *f) { return riogo_result(rio_file_size(f)); }
 static inline riogo_ret riogo_file_close(rio_file_t *f) { return riogo_result(rio_file_close(f)); }
 
+/* write-ahead log */
+static inline riogo_ret riogo_wal_open(rio_runtime_t *rt, const char *dir, const rio_wal_config_t *cfg,
+                                       rio_wal_t **out) {
+    return riogo_result(rio_wal_open(rt, dir, cfg, out));
+}
+static inline riogo_ret riogo_wal_append(rio_wal_t *w, const void *data, size_t len, uint64_t *seq) {
+    return riogo_result(rio_wal_append(w, data, len, seq));
+}
+static inline riogo_ret riogo_wal_append_batch(rio_wal_t *w, const rio_slice_t *entries, size_t n,
+                                               uint64_t *first_seq) {
+    return riogo_result(rio_wal_append_batch(w, entries, n, first_seq));
+}
+static inline riogo_ret riogo_wal_sync(rio_wal_t *w) { return riogo_result(rio_wal_sync(w)); }
+static inline riogo_ret riogo_wal_truncate_before(rio_wal_t *w, uint64_t seq) {
+    return riogo_result(rio_wal_truncate_before(w, seq));
+}
+static inline riogo_ret riogo_wal_reader_open(rio_wal_t *w, uint64_t from, rio_wal_reader_t **out) {
+    return riogo_result(rio_wal_reader_open(w, from, out));
+}
+static inline riogo_ret riogo_wal_reader_next(rio_wal_reader_t *r, uint64_t *seq, const uint8_t **data,
+                                              size_t *len) {
+    return riogo_result(rio_wal_reader_next(r, seq, data, len));
+}
+static inline riogo_ret riogo_wal_close(rio_wal_t *w) { return riogo_result(rio_wal_close(w)); }
+
 #endif /* RIOGO_H */
