@@ -45,6 +45,7 @@ from ._lib import (
 )
 from .batch import FdatasyncOp, FsyncOp, Op, ReadOp, WriteOp
 from .file import File, parse_mode
+from .log import enable_logging, set_log_callback
 from .runtime import Capabilities, Runtime
 from .wal import Wal, WalReader
 
@@ -71,6 +72,8 @@ __all__ = [
     "FsyncOp",
     "FdatasyncOp",
     "alloc_buffer",
+    "set_log_callback",
+    "enable_logging",
     "version",
     "strerror",
     "last_error_message",

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import ctypes
+import errno
 from dataclasses import dataclass, field
-from typing import Any, Dict, FrozenSet, List, Optional, Sequence, Tuple
+from typing import Any, Dict, FrozenSet, List, Optional, Sequence, Tuple, Union
 
 from . import _lib as L
 from ._errors import check, make_error
@@ -36,6 +37,35 @@ IO_URING_OPCODE_NAMES: Tuple[str, ...] = (
     "SENDMSG_ZC", "READ_MULTISHOT", "WAITID", "FUTEX_WAIT", "FUTEX_WAKE",
     "FUTEX_WAITV", "FIXED_FD_INSTALL", "FTRUNCATE", "BIND", "LISTEN",
 )
+
+
+FAULT_TARGETS: Dict[str, int] = {
+    "any": L.RIO_FAULT_ON_ANY,
+    "read": L.RIO_FAULT_ON_READ,
+    "write": L.RIO_FAULT_ON_WRITE,
+    "fsync": L.RIO_FAULT_ON_FSYNC,
+    "fdatasync": L.RIO_FAULT_ON_FDATASYNC,
+    "fallocate": L.RIO_FAULT_ON_FALLOCATE,
+    "ftruncate": L.RIO_FAULT_ON_FTRUNCATE,
+}
+FAULT_ACTIONS: Dict[str, int] = {
+    "error": L.RIO_FAULT_ERROR,
+    "short": L.RIO_FAULT_SHORT,
+    "delay": L.RIO_FAULT_DELAY,
+}
+CRASH_MODES: Dict[str, int] = {
+    "discard_all": L.RIO_CRASH_DISCARD_ALL,
+    "torn_prefix": L.RIO_CRASH_TORN_PREFIX,
+}
+
+
+def _enum(value: Union[str, int], table: Dict[str, int], what: str) -> int:
+    if isinstance(value, str):
+        try:
+            return table[value.lower()]
+        except KeyError:
+            raise ValueError(f"unknown {what} {value!r}: expected one of {', '.join(table)}") from None
+    return int(value)
 
 
 def _backend_name(code: int) -> str:
@@ -101,6 +131,8 @@ class Runtime:
     ``OSError(EOPNOTSUPP)`` and the reason if unavailable) or
     ``"thread_pool"``. The other fields of ``rio_runtime_config_t`` are
     keyword arguments; 0 means "environment, else default".
+    ``fault_injection=True`` wraps the backend in the fault-injecting one
+    (a testing tool: :meth:`add_fault`, :meth:`simulate_power_loss`).
 
     Thread-safe. A context manager; :meth:`close` is idempotent and files
     and WALs opened from the runtime stay usable until they are closed.
@@ -113,6 +145,7 @@ class Runtime:
         queue_depth: int = 0,
         max_concurrent_ops: int = 0,
         worker_threads: int = 0,
+        fault_injection: bool = False,
     ) -> None:
         self._handle: Optional[Handle] = None
         if isinstance(backend, str):
@@ -142,6 +175,7 @@ class Runtime:
             if not 0 <= v < 1 << 32:
                 raise ValueError(f"{name} out of range: {v}")
             setattr(cfg, name, v)
+        cfg.fault_injection = bool(fault_injection)
         out = L.rio_runtime_p()
         check(lib.rio_runtime_open(ctypes.byref(cfg), ctypes.byref(out)))
         self._handle = Handle(out, lib.rio_runtime_close, "runtime")
@@ -229,6 +263,58 @@ class Runtime:
                     return buf.raw[:n].decode("utf-8", "replace")
                 need = n
         raise RuntimeError("rio_runtime_metrics_prometheus: text kept growing")
+
+    # -- fault injection (runtimes opened with fault_injection=True) -----
+
+    def add_fault(
+        self,
+        target: Union[str, int] = "any",
+        *,
+        action: Union[str, int] = "error",
+        error: int = errno.EIO,
+        nth: int = 1,
+        count: int = 1,
+        delay_us: int = 0,
+    ) -> None:
+        """Adds a fault rule: operations of kind ``target`` (``"any"``,
+        ``"read"``, ``"write"``, ``"fsync"``, ``"fdatasync"``, ``"fallocate"``,
+        ``"ftruncate"``), from the ``nth`` matching one on, ``count`` of them
+        (0 = all), fail with ``error`` (``action="error"``), move half of what
+        is left per attempt (``"short"``) or wait ``delay_us`` (``"delay"``).
+        ``OSError(EOPNOTSUPP)`` unless opened with ``fault_injection=True``.
+        """
+        h = self._check_open()
+        f = L.rio_fault_t()
+        lib.rio_fault_default(ctypes.byref(f))
+        f.target = _enum(target, FAULT_TARGETS, "target")
+        f.action = _enum(action, FAULT_ACTIONS, "action")
+        f.error = int(error)
+        f.nth = int(nth)
+        f.count = int(count)
+        f.delay_us = int(delay_us)
+        with h as rt:
+            rc = lib.rio_runtime_add_fault(rt, ctypes.byref(f))
+            if rc < 0:
+                raise make_error(rc)
+
+    def clear_faults(self) -> None:
+        """Removes every fault rule."""
+        h = self._check_open()
+        with h as rt:
+            rc = lib.rio_runtime_clear_faults(rt)
+            if rc < 0:
+                raise make_error(rc)
+
+    def simulate_power_loss(self, mode: Union[str, int] = "discard_all", seed: int = 0) -> None:
+        """Rolls back what was not synced through this runtime (``"discard_all"``,
+        or ``"torn_prefix"``: a random torn prefix survives, repeatable with
+        ``seed``). Every later operation on the runtime fails with ``EIO``:
+        close its files and WALs and open a new runtime to "reboot"."""
+        h = self._check_open()
+        with h as rt:
+            rc = lib.rio_runtime_simulate_power_loss(rt, _enum(mode, CRASH_MODES, "mode"), int(seed))
+            if rc < 0:
+                raise make_error(rc)
 
     # -- files, batches, WAL ---------------------------------------------
 
