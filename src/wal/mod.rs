@@ -6,7 +6,8 @@
 //! - `cursor`: reading records through a bounded window;
 //! - `recovery`: what `Wal::open` does with what is on disk;
 //! - `group_commit`: many appenders, one write and one fdatasync per batch;
-//! - `reader`: `WalReader`.
+//! - `reader`: `WalReader`;
+//! - `inspect`: read-only checking and listing of a log (`rio wal ...`).
 //!
 //! docs/wal-design.md explains the decisions (durability, group commit,
 //! recovery rules).
@@ -14,6 +15,7 @@
 mod cursor;
 mod format;
 mod group_commit;
+pub mod inspect;
 mod reader;
 mod recovery;
 mod segment;

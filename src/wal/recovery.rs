@@ -54,6 +54,15 @@ pub(super) enum Stop {
     Interrupted { at: u64 },
 }
 
+impl Stop {
+    /// The offset the scan stopped at.
+    pub(super) fn at(&self) -> u64 {
+        match *self {
+            Stop::Sealed { at } | Stop::EndOfFile { at } | Stop::Defect { at, .. } | Stop::Interrupted { at } => at,
+        }
+    }
+}
+
 /// The result of scanning one segment's records.
 pub(super) struct Scan {
     /// End of the last complete atomic unit, and the sequence number after it.
@@ -216,10 +225,7 @@ pub(super) fn judge_tail(seg: &Segment, scan: &Scan, cursor: &mut RecordCursor, 
 /// Why a segment that is not the last one does not end with a seal.
 pub(super) fn unsealed(seg: &Segment, scan: &Scan) -> Error {
     let why = format!("{}; only the last segment may have a tail, the others end with a seal", describe(scan));
-    let at = match scan.stop {
-        Stop::Sealed { at } | Stop::EndOfFile { at } | Stop::Defect { at, .. } | Stop::Interrupted { at } => at,
-    };
-    corrupt(seg, at, why)
+    corrupt(seg, scan.stop.at(), why)
 }
 
 /// A segment that does not start where the previous one ended.
