@@ -46,7 +46,7 @@ from ._lib import (
 from .batch import FdatasyncOp, FsyncOp, Op, ReadOp, WriteOp
 from .file import File, parse_mode
 from .log import enable_logging, set_log_callback
-from .runtime import Capabilities, Runtime
+from .runtime import Capabilities, Metrics, OpMetrics, Runtime
 from .wal import Wal, WalReader
 
 __version__ = "0.1.0"
@@ -63,6 +63,8 @@ def version() -> str:
 __all__ = [
     "Runtime",
     "Capabilities",
+    "Metrics",
+    "OpMetrics",
     "File",
     "Wal",
     "WalReader",

@@ -79,6 +79,16 @@ RIO_WAL_RECOVER_TOLERATE_TAIL = 0
 RIO_WAL_RECOVER_STRICT = 1
 RIO_WAL_MAX_ENTRY = 64 << 20
 
+RIO_METRIC_OP_READ = 0
+RIO_METRIC_OP_WRITE = 1
+RIO_METRIC_OP_READV = 2
+RIO_METRIC_OP_WRITEV = 3
+RIO_METRIC_OP_FSYNC = 4
+RIO_METRIC_OP_FDATASYNC = 5
+RIO_METRIC_OP_FALLOCATE = 6
+RIO_METRIC_OP_FTRUNCATE = 7
+RIO_METRIC_OPS = 8
+
 RIO_FAULT_ON_ANY = 0
 RIO_FAULT_ON_READ = 1
 RIO_FAULT_ON_WRITE = 2
@@ -186,6 +196,33 @@ class rio_capabilities_t(Structure):
     ]
 
 
+class rio_op_metrics_t(Structure):
+    _fields_ = [
+        ("count", c_uint64),
+        ("bytes", c_uint64),
+        ("errors", c_uint64),
+        ("latency_samples", c_uint64),
+        ("latency_sum_ns", c_uint64),
+        ("p50_ns", c_uint64),
+        ("p99_ns", c_uint64),
+        ("p999_ns", c_uint64),
+    ]
+
+
+class rio_metrics_t(Structure):
+    _fields_ = [
+        ("struct_size", c_uint32),
+        ("backend", c_int),
+        ("ops_in_flight", c_uint64),
+        ("batches", c_uint64),
+        ("io_uring_sqes_submitted", c_uint64),
+        ("io_uring_enter_calls", c_uint64),
+        ("io_uring_inline_reads", c_uint64),
+        ("io_uring_ring_failures", c_uint64),
+        ("ops", rio_op_metrics_t * RIO_METRIC_OPS),
+    ]
+
+
 class rio_op_t(Structure):
     _fields_ = [
         ("opcode", c_uint32),
@@ -237,6 +274,7 @@ SIGNATURES: Dict[str, Tuple[Any, Sequence[Any]]] = {
     "rio_runtime_backend": (c_int, [rio_runtime_p]),
     "rio_runtime_capabilities": (c_int, [rio_runtime_p, POINTER(rio_capabilities_t)]),
     "rio_runtime_metrics_prometheus": (c_int64, [rio_runtime_p, c_char_p, c_size_t]),
+    "rio_runtime_metrics": (c_int, [rio_runtime_p, POINTER(rio_metrics_t)]),
     "rio_runtime_close": (None, [rio_runtime_p]),
     # fault injection (runtimes opened with fault_injection)
     "rio_fault_default": (None, [POINTER(rio_fault_t)]),

@@ -15,7 +15,7 @@ from .batch import Op, submit
 from .file import File
 from .wal import Wal
 
-__all__ = ["Runtime", "Capabilities", "BACKENDS", "IO_URING_OPCODE_NAMES"]
+__all__ = ["Runtime", "Capabilities", "Metrics", "OpMetrics", "BACKENDS", "IO_URING_OPCODE_NAMES"]
 
 BACKENDS: Dict[str, int] = {
     "auto": L.RIO_BACKEND_AUTO,
@@ -117,6 +117,43 @@ class Capabilities:
     # dict-style access for convenience: caps["kernel_release"]
     def __getitem__(self, key: str) -> Any:
         return self.as_dict()[key]
+
+
+#: Keys of :attr:`Metrics.ops`, in RIO_METRIC_OP_* order.
+METRIC_OPS: Tuple[str, ...] = (
+    "read", "write", "readv", "writev", "fsync", "fdatasync", "fallocate", "ftruncate",
+)
+
+
+@dataclass(frozen=True)
+class OpMetrics:
+    """One operation kind's figures (``rio_op_metrics_t``). Latency
+    quantiles are histogram bucket upper bounds, in nanoseconds."""
+
+    count: int
+    bytes: int
+    errors: int
+    latency_samples: int
+    latency_sum_ns: int
+    p50_ns: int
+    p99_ns: int
+    p999_ns: int
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """A snapshot of a runtime's metrics (``rio_metrics_t``); ``ops`` maps
+    ``"read"``, ``"write"``, ``"readv"``, ``"writev"``, ``"fsync"``,
+    ``"fdatasync"``, ``"fallocate"``, ``"ftruncate"`` to :class:`OpMetrics`."""
+
+    backend: str
+    ops_in_flight: int
+    batches: int
+    io_uring_sqes_submitted: int
+    io_uring_enter_calls: int
+    io_uring_inline_reads: int
+    io_uring_ring_failures: int
+    ops: Dict[str, OpMetrics]
 
 
 def _cstr(raw: bytes) -> str:
@@ -246,6 +283,29 @@ class Runtime:
             kernel_release=_cstr(caps.kernel_release),
             io_uring_unavailable_reason=_cstr(caps.io_uring_unavailable_reason),
             io_uring_opcodes=opcodes,
+        )
+
+    def metrics(self) -> Metrics:
+        """A :class:`Metrics` snapshot (``rio_runtime_metrics``)."""
+        h = self._check_open()
+        m = L.rio_metrics_t()
+        with h as rt:
+            rc = lib.rio_runtime_metrics(rt, ctypes.byref(m))
+            if rc < 0:
+                raise make_error(rc)
+        ops = {
+            name: OpMetrics(**{f: getattr(m.ops[i], f) for f, _ in L.rio_op_metrics_t._fields_})
+            for i, name in enumerate(METRIC_OPS)
+        }
+        return Metrics(
+            backend=_backend_name(m.backend),
+            ops_in_flight=m.ops_in_flight,
+            batches=m.batches,
+            io_uring_sqes_submitted=m.io_uring_sqes_submitted,
+            io_uring_enter_calls=m.io_uring_enter_calls,
+            io_uring_inline_reads=m.io_uring_inline_reads,
+            io_uring_ring_failures=m.io_uring_ring_failures,
+            ops=ops,
         )
 
     def metrics_prometheus(self) -> str:

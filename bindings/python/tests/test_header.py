@@ -24,6 +24,8 @@ STRUCTS = {
     "rio_wal_config_t": L.rio_wal_config_t,
     "rio_slice_t": L.rio_slice_t,
     "rio_fault_t": L.rio_fault_t,
+    "rio_metrics_t": L.rio_metrics_t,
+    "rio_op_metrics_t": L.rio_op_metrics_t,
 }
 
 CALLBACKS = {"rio_log_callback_t": L.rio_log_callback_t}
@@ -241,7 +243,8 @@ def test_constants_match_header() -> None:
         assert defines[name] == value, f"{name}: header {defines[name]}, binding {value}"
     for name, value in defines.items():
         if name.startswith(("RIO_OPEN_", "RIO_BACKEND_", "RIO_OP_", "RIO_WAL_", "RIO_FAULT_",
-                            "RIO_CRASH_", "RIO_LOG_", "RIO_BUF_", "RIO_IOV_")):
+                            "RIO_CRASH_", "RIO_LOG_", "RIO_BUF_", "RIO_IOV_",
+                            "RIO_METRIC_")):
             assert ours.get(name) == value, f"{name} = {value} is not in the bindings"
 
 

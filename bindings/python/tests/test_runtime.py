@@ -109,12 +109,37 @@ def test_metrics_prometheus(rt: rio.Runtime, path) -> None:
     assert total(text) > total(before)
 
 
+def test_metrics_snapshot(rt: rio.Runtime, path) -> None:
+    before = rt.metrics()
+    assert isinstance(before, rio.Metrics)
+    assert before.backend == rt.backend
+    assert set(before.ops) == {"read", "write", "readv", "writev", "fsync", "fdatasync",
+                               "fallocate", "ftruncate"}
+    with rt.open(path, "w+") as f:
+        for i in range(20):
+            f.write_at(b"y" * 4096, i * 4096)
+        f.datasync()
+        f.writev_at([b"a", b"b"], 0)
+        rt.submit_batch([rio.ReadOp(f, 10, 0), rio.ReadOp(f, 10, 10)])
+    m = rt.metrics()
+    assert m.ops["write"].count >= before.ops["write"].count + 20
+    assert m.ops["write"].bytes >= before.ops["write"].bytes + 20 * 4096
+    assert m.ops["fdatasync"].count >= before.ops["fdatasync"].count + 1
+    assert m.ops["writev"].count >= before.ops["writev"].count + 1
+    assert m.batches >= before.batches + 1
+    assert m.ops_in_flight == 0
+    if rt.backend == "io_uring":
+        assert m.io_uring_sqes_submitted > 0
+    else:
+        assert m.io_uring_sqes_submitted == 0
+
+
 def test_close_idempotent_and_use_after_close(backend: str, path) -> None:
     r = rio.Runtime(backend)
     r.close()
     r.close()
     assert r.closed
-    for call in (lambda: r.backend, r.capabilities, r.metrics_prometheus,
+    for call in (lambda: r.backend, r.capabilities, r.metrics_prometheus, r.metrics,
                  lambda: r.open(path, "w"), lambda: r.submit_batch([]),
                  lambda: r.open_wal(str(path) + ".wal")):
         with pytest.raises(ValueError):
