@@ -7,6 +7,11 @@
  *   char buf[5];
  *   std::size_t n = f.read_at(buf, sizeof buf, 0);   // < 5 only at end of file
  *
+ *   rio::Wal wal = rt.open_wal("log");                 // created and recovered
+ *   std::uint64_t seq = wal.append("entry");           // durable when it returns
+ *   wal.append_batch({"a", "b"});                      // atomic
+ *   for (const rio::WalEntry &e : wal.reader(1)) use(e.seq, e.view());
+ *
  * - Runtime, File, Wal and WalReader own one handle each; they are move-only
  *   and close it in their destructor (errors there are ignored: call close()
  *   to see them). A moved-from object holds no handle; calls on it throw
@@ -31,6 +36,8 @@
 #include <cerrno>
 #include <cstddef>
 #include <cstdint>
+#include <initializer_list>
+#include <iterator>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -95,6 +102,7 @@ inline const char *to_string(Backend b) noexcept {
 }
 
 class File;
+class Wal;
 
 /* An I/O engine (io_uring rings or a thread pool). Files opened from it keep
  * the engine alive after the Runtime is closed. */
@@ -165,6 +173,13 @@ public:
     /* Opens `path` with RIO_OPEN_* flags; `mode` applies when it is created. */
     inline File open(const char *path, std::uint32_t flags, std::uint32_t mode = 0644) const;
     inline File open(const std::string &path, std::uint32_t flags, std::uint32_t mode = 0644) const;
+
+    /* Opens (creating the directory if needed) and recovers the write-ahead
+     * log in `dir`. cfg nullptr means defaults; else start from
+     * Wal::default_config(). */
+    inline Wal open_wal(const char *dir, const rio_wal_config_t *cfg = nullptr) const;
+    inline Wal open_wal(const std::string &dir, const rio_wal_config_t *cfg = nullptr) const;
+    inline Wal open_wal(const std::string &dir, const rio_wal_config_t &cfg) const;
 
     /* Submits ops together and waits for all of them. Returns n with every
      * ops[i].result set (per-op failures are -errno there, not exceptions);
@@ -316,6 +331,210 @@ private:
     void *p_ = nullptr;
     std::size_t len_ = 0;
 };
+
+/* One entry read from a log. data is valid until the reader's next call. */
+struct WalEntry {
+    std::uint64_t seq = 0;
+    const std::uint8_t *data = nullptr;
+    std::size_t size = 0;
+
+    std::string_view view() const noexcept { return {reinterpret_cast<const char *>(data), size}; }
+#ifdef RIO_HPP_SPAN
+    std::span<const std::byte> bytes() const noexcept { return {reinterpret_cast<const std::byte *>(data), size}; }
+#endif
+};
+
+/* Reads a log's acknowledged entries in order. May outlive its Wal.
+ *
+ *   rio::WalReader r = wal.reader(1);
+ *   for (const rio::WalEntry &e : r) use(e.seq, e.view());
+ *
+ * Iteration ends at the last entry acknowledged so far; iterating again
+ * (or next()) later finds entries appended since. */
+class WalReader {
+public:
+    WalReader() noexcept = default;
+    static WalReader adopt(rio_wal_reader_t *r) noexcept {
+        WalReader reader;
+        reader.r_ = r;
+        return reader;
+    }
+    WalReader(WalReader &&o) noexcept : r_(std::exchange(o.r_, nullptr)), cur_(o.cur_) {}
+    WalReader &operator=(WalReader &&o) noexcept {
+        if (this != &o) {
+            rio_wal_reader_close(r_);
+            r_ = std::exchange(o.r_, nullptr);
+            cur_ = o.cur_;
+        }
+        return *this;
+    }
+    WalReader(const WalReader &) = delete;
+    WalReader &operator=(const WalReader &) = delete;
+    ~WalReader() { rio_wal_reader_close(r_); }
+
+    void close() noexcept { rio_wal_reader_close(std::exchange(r_, nullptr)); }
+    rio_wal_reader_t *native_handle() const noexcept { return r_; }
+    rio_wal_reader_t *release() noexcept { return std::exchange(r_, nullptr); }
+    explicit operator bool() const noexcept { return r_ != nullptr; }
+
+    /* Reads the next entry into e: true, or false at the end of the
+     * acknowledged entries. Throws on a record that does not verify
+     * (EBADMSG, naming the file and offset). */
+    bool next(WalEntry &e) {
+        std::uint64_t seq = 0;
+        const std::uint8_t *data = nullptr;
+        std::size_t len = 0;
+        int rc = detail::check(rio_wal_reader_next(r_, &seq, &data, &len), "rio_wal_reader_next");
+        if (rc == 0) return false;
+        e.seq = seq;
+        e.data = data;
+        e.size = len;
+        return true;
+    }
+
+    class iterator {
+    public:
+        using iterator_category = std::input_iterator_tag;
+        using value_type = WalEntry;
+        using difference_type = std::ptrdiff_t;
+        using pointer = const WalEntry *;
+        using reference = const WalEntry &;
+
+        iterator() noexcept = default;
+        reference operator*() const noexcept { return r_->cur_; }
+        pointer operator->() const noexcept { return &r_->cur_; }
+        iterator &operator++() {
+            if (!r_->next(r_->cur_)) r_ = nullptr;
+            return *this;
+        }
+        void operator++(int) { ++*this; }
+        friend bool operator==(const iterator &a, const iterator &b) noexcept { return a.r_ == b.r_; }
+        friend bool operator!=(const iterator &a, const iterator &b) noexcept { return a.r_ != b.r_; }
+
+    private:
+        friend class WalReader;
+        explicit iterator(WalReader *r) : r_(r) { ++*this; }
+        WalReader *r_ = nullptr;
+    };
+    iterator begin() { return iterator(this); }
+    iterator end() noexcept { return iterator(); }
+
+private:
+    rio_wal_reader_t *r_ = nullptr;
+    WalEntry cur_;
+};
+
+/* A durable write-ahead log. Threads appending at once share writes and
+ * syncs (group commit). Sequence numbers start at 1, rise by one per entry. */
+class Wal {
+public:
+    Wal() noexcept = default; /* no log */
+    static Wal adopt(rio_wal_t *w) noexcept {
+        Wal wal;
+        wal.w_ = w;
+        return wal;
+    }
+    static rio_wal_config_t default_config() noexcept {
+        rio_wal_config_t cfg;
+        rio_wal_config_default(&cfg);
+        return cfg;
+    }
+
+    Wal(Wal &&o) noexcept : w_(std::exchange(o.w_, nullptr)) {}
+    Wal &operator=(Wal &&o) noexcept {
+        if (this != &o) {
+            rio_wal_close(w_);
+            w_ = std::exchange(o.w_, nullptr);
+        }
+        return *this;
+    }
+    Wal(const Wal &) = delete;
+    Wal &operator=(const Wal &) = delete;
+    ~Wal() { rio_wal_close(w_); }
+
+    /* Syncs and closes the log (idempotent); the handle is freed even when
+     * this throws (EIO: the log was poisoned or the final sync failed). */
+    void close() { detail::check(rio_wal_close(std::exchange(w_, nullptr)), "rio_wal_close"); }
+    rio_wal_t *native_handle() const noexcept { return w_; }
+    rio_wal_t *release() noexcept { return std::exchange(w_, nullptr); }
+    explicit operator bool() const noexcept { return w_ != nullptr; }
+
+    /* Appends one entry; returns its sequence number once it is durable. */
+    std::uint64_t append(const void *data, std::size_t len) const {
+        std::uint64_t seq = 0;
+        detail::check(rio_wal_append(w_, data, len, &seq), "rio_wal_append");
+        return seq;
+    }
+    std::uint64_t append(std::string_view data) const { return append(data.data(), data.size()); }
+#ifdef RIO_HPP_SPAN
+    std::uint64_t append(std::span<const std::byte> data) const { return append(data.data(), data.size()); }
+    std::uint64_t append(std::span<const unsigned char> data) const { return append(data.data(), data.size()); }
+#endif
+
+    /* Appends n entries atomically (all recovered after a crash, or none);
+     * returns the first of their consecutive sequence numbers. */
+    std::uint64_t append_batch(const rio_slice_t *entries, std::size_t n) const {
+        std::uint64_t first = 0;
+        detail::check(rio_wal_append_batch(w_, entries, n, &first), "rio_wal_append_batch");
+        return first;
+    }
+    std::uint64_t append_batch(std::initializer_list<std::string_view> entries) const {
+        return append_range(entries);
+    }
+    /* Any range of contiguous byte containers (std::string, std::string_view,
+     * std::vector<std::uint8_t>, ...). */
+    template <class Range, class = decltype(std::data(*std::begin(std::declval<const Range &>())))>
+    std::uint64_t append_batch(const Range &entries) const {
+        return append_range(entries);
+    }
+#ifdef RIO_HPP_SPAN
+    std::uint64_t append_batch(std::span<const rio_slice_t> entries) const {
+        return append_batch(entries.data(), entries.size());
+    }
+#endif
+
+    void sync() const { detail::check(rio_wal_sync(w_), "rio_wal_sync"); }
+    /* The last acknowledged sequence number; 0 for an empty log. */
+    std::uint64_t last_seq() const noexcept { return rio_wal_last_seq(w_); }
+    /* Removes whole segments all of whose entries are below seq. */
+    void truncate_before(std::uint64_t seq) const {
+        detail::check(rio_wal_truncate_before(w_, seq), "rio_wal_truncate_before");
+    }
+    /* A reader of the entries from from_seq on. */
+    WalReader reader(std::uint64_t from_seq = 1) const {
+        rio_wal_reader_t *r = nullptr;
+        detail::check(rio_wal_reader_open(w_, from_seq, &r), "rio_wal_reader_open");
+        return WalReader::adopt(r);
+    }
+
+private:
+    template <class Range> std::uint64_t append_range(const Range &entries) const {
+        std::vector<rio_slice_t> slices;
+        for (const auto &e : entries) {
+            rio_slice_t s;
+            s.data = std::data(e);
+            s.len = std::size(e) * sizeof(*std::data(e));
+            slices.push_back(s);
+        }
+        return append_batch(slices.data(), slices.size());
+    }
+
+    rio_wal_t *w_ = nullptr;
+};
+
+inline Wal Runtime::open_wal(const char *dir, const rio_wal_config_t *cfg) const {
+    rio_wal_t *w = nullptr;
+    detail::check(rio_wal_open(rt_, dir, cfg, &w), "rio_wal_open");
+    return Wal::adopt(w);
+}
+
+inline Wal Runtime::open_wal(const std::string &dir, const rio_wal_config_t *cfg) const {
+    return open_wal(dir.c_str(), cfg);
+}
+
+inline Wal Runtime::open_wal(const std::string &dir, const rio_wal_config_t &cfg) const {
+    return open_wal(dir.c_str(), &cfg);
+}
 
 } // namespace rio
 
