@@ -17,8 +17,11 @@ CTEST_ASAN := $(patsubst c_tests/%.c,c_tests/build/asan/%,$(CTEST_SRC))
 
 all: lib header
 
+# cargo writes only librio.so; programs linked with -lrio load the soname
+# librio.so.0, so the link sits next to it.
 lib:
 	$(CARGO) build --$(PROFILE) --lib
+	@ln -sf librio.so $(LIBDIR)/librio.so.0
 
 # Copies the header cbindgen generated during the build into include/.
 header: lib

@@ -204,6 +204,51 @@
 #define RIO_BACKEND_THREAD_POOL 2
 
 /*
+ Index of reads (rio_file_read_at, batch reads) in `rio_metrics_t.ops`.
+ */
+#define RIO_METRIC_OP_READ 0
+
+/*
+ Writes (rio_file_write_at, batch writes).
+ */
+#define RIO_METRIC_OP_WRITE 1
+
+/*
+ Vectored reads (rio_file_readv_at).
+ */
+#define RIO_METRIC_OP_READV 2
+
+/*
+ Vectored writes (rio_file_writev_at, WAL group commits).
+ */
+#define RIO_METRIC_OP_WRITEV 3
+
+/*
+ fsync of files and directories.
+ */
+#define RIO_METRIC_OP_FSYNC 4
+
+/*
+ fdatasync.
+ */
+#define RIO_METRIC_OP_FDATASYNC 5
+
+/*
+ fallocate.
+ */
+#define RIO_METRIC_OP_FALLOCATE 6
+
+/*
+ ftruncate.
+ */
+#define RIO_METRIC_OP_FTRUNCATE 7
+
+/*
+ Number of entries in `rio_metrics_t.ops`.
+ */
+#define RIO_METRIC_OPS 8
+
+/*
  Default: a torn tail (an interrupted write) is cut off on open;
  corruption before it is -EBADMSG.
  */
@@ -408,6 +453,66 @@ typedef struct {
    */
   char io_uring_unavailable_reason[256];
 } rio_capabilities_t;
+
+/*
+ One operation kind's figures. Latency quantiles are histogram bucket
+ upper bounds (1 µs x 2^k); lone reads/writes are timed 1 in 8, so
+ `latency_samples` (weighted) estimates `count`.
+ */
+typedef struct {
+  uint64_t count;
+  uint64_t bytes;
+  uint64_t errors;
+  uint64_t latency_samples;
+  uint64_t latency_sum_ns;
+  uint64_t p50_ns;
+  uint64_t p99_ns;
+  uint64_t p999_ns;
+} rio_op_metrics_t;
+
+/*
+ A snapshot of a runtime's metrics, for programs that do not speak
+ Prometheus. Output only: the library fills every field and sets
+ `struct_size`.
+ */
+typedef struct {
+  /*
+   Set to sizeof(rio_metrics_t) by the library.
+   */
+  uint32_t struct_size;
+  /*
+   RIO_BACKEND_IO_URING or RIO_BACKEND_THREAD_POOL.
+   */
+  int backend;
+  /*
+   Operations holding a concurrency permit right now.
+   */
+  uint64_t ops_in_flight;
+  /*
+   Submissions of more than one operation.
+   */
+  uint64_t batches;
+  /*
+   SQEs handed to the kernel (0 on the thread pool).
+   */
+  uint64_t io_uring_sqes_submitted;
+  /*
+   io_uring_enter system calls.
+   */
+  uint64_t io_uring_enter_calls;
+  /*
+   Lone reads served from the page cache without the ring.
+   */
+  uint64_t io_uring_inline_reads;
+  /*
+   Calls run with blocking syscalls because a thread could not get a ring.
+   */
+  uint64_t io_uring_ring_failures;
+  /*
+   Per operation kind, indexed by RIO_METRIC_OP_*.
+   */
+  rio_op_metrics_t ops[RIO_METRIC_OPS];
+} rio_metrics_t;
 
 /*
  WAL configuration. Fill with `rio_wal_config_default`, then change fields.
@@ -656,6 +761,13 @@ int64_t rio_runtime_metrics_prometheus(rio_runtime_t *rt, char *buf, size_t cap)
  freed. NULL is a no-op. Using `rt` afterwards is the caller's bug.
  */
 void rio_runtime_close(rio_runtime_t *rt);
+
+/*
+ Fills `*out` with a snapshot of the runtime's metrics. Returns 0, or
+ `-EINVAL` for NULL arguments. Thread-safe; counters are read one by
+ one, so a snapshot taken under load is not atomic across fields.
+ */
+int rio_runtime_metrics(const rio_runtime_t *rt, rio_metrics_t *out);
 
 /*
  Fills `cfg` with defaults (including `struct_size`). NULL is ignored.

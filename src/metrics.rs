@@ -54,6 +54,28 @@ impl<const N: usize> Histogram<N> {
         self.count.load(Relaxed)
     }
 
+    pub fn sum(&self) -> u64 {
+        self.sum.load(Relaxed)
+    }
+
+    /// The upper bound (in recorded units) of the bucket holding quantile
+    /// `q`; `u64::MAX` when it lies beyond the last bucket, 0 when empty.
+    pub fn quantile(&self, q: f64, unit: u64) -> u64 {
+        let total = self.count();
+        if total == 0 {
+            return 0;
+        }
+        let rank = ((q * total as f64).ceil() as u64).max(1);
+        let mut cumulative = 0;
+        for (k, b) in self.buckets.iter().enumerate() {
+            cumulative += b.load(Relaxed);
+            if cumulative >= rank {
+                return unit << k;
+            }
+        }
+        u64::MAX
+    }
+
     /// Writes `_bucket`, `_sum`, `_count` lines; bounds and the sum are
     /// divided by `scale` (e.g. ns → seconds).
     pub fn render(&self, out: &mut String, name: &str, labels: &str, unit: u64, scale: f64) {
@@ -70,6 +92,21 @@ impl<const N: usize> Histogram<N> {
         let _ = writeln!(out, "{name}_sum{braces} {}", self.sum.load(Relaxed) as f64 / scale);
         let _ = writeln!(out, "{name}_count{braces} {count}");
     }
+}
+
+/// One op kind's figures; latency quantiles are bucket upper bounds
+/// (powers of two of 1 µs), as precise as the histogram.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OpSnapshot {
+    pub count: u64,
+    pub bytes: u64,
+    pub errors: u64,
+    /// Weighted latency observations (an estimate of `count`).
+    pub latency_samples: u64,
+    pub latency_sum_ns: u64,
+    pub p50_ns: u64,
+    pub p99_ns: u64,
+    pub p999_ns: u64,
 }
 
 #[derive(Default)]
@@ -167,6 +204,22 @@ impl Metrics {
 
     pub fn batches(&self) -> u64 {
         self.batch_size.count()
+    }
+
+    /// A point-in-time copy of one op kind's figures.
+    pub fn op_snapshot(&self, code: OpCode) -> OpSnapshot {
+        let s = &self.ops[code.index()];
+        let h = &s.latency_ns;
+        OpSnapshot {
+            count: s.count.load(Relaxed),
+            bytes: s.bytes.load(Relaxed),
+            errors: s.errors.load(Relaxed),
+            latency_samples: h.count(),
+            latency_sum_ns: h.sum(),
+            p50_ns: h.quantile(0.50, 1000),
+            p99_ns: h.quantile(0.99, 1000),
+            p999_ns: h.quantile(0.999, 1000),
+        }
     }
 
     /// Appends this engine's families to `out`.

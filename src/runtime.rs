@@ -145,6 +145,15 @@ fn env_rung() -> Result<usize> {
     }
 }
 
+/// Why io_uring is off when the thread pool was chosen, not forced on us.
+fn thread_pool_reason(explicit: BackendChoice) -> String {
+    if explicit == BackendChoice::ThreadPool {
+        "thread_pool backend requested in the runtime config".into()
+    } else {
+        format!("thread_pool backend requested by {ENV_ENABLE_IO_URING}=false")
+    }
+}
+
 fn kernel_release() -> String {
     nix::sys::utsname::uname()
         .map(|u| u.release().to_string_lossy().into_owned())
@@ -201,7 +210,7 @@ impl Runtime {
         let (choice, settings) = config.resolve()?;
         let metrics = Arc::new(Metrics::default());
         let (uring, reason) = match choice {
-            BackendChoice::ThreadPool => (None, Some("thread_pool backend requested".to_string())),
+            BackendChoice::ThreadPool => (None, Some(thread_pool_reason(config.backend))),
             _ => match UringBackend::probe(ring_params(&settings)) {
                 Ok(b) => (Some(Arc::new(b)), None),
                 Err(why) if choice == BackendChoice::IoUring => {
@@ -260,6 +269,20 @@ impl Runtime {
     /// proof that io_uring is really used.
     pub fn sqes_submitted(&self) -> u64 {
         self.uring_counter(|u| &u.sqes_submitted)
+    }
+
+    /// io_uring_enter calls, ring-creation fallbacks (0 on the pool).
+    pub fn uring_enter_calls(&self) -> u64 {
+        self.uring_counter(|u| &u.enter_calls)
+    }
+
+    pub fn uring_ring_failures(&self) -> u64 {
+        self.uring_counter(|u| &u.ring_failures)
+    }
+
+    /// Operations currently holding a concurrency permit.
+    pub fn ops_in_flight(&self) -> usize {
+        self.inner.engine.in_flight()
     }
 
     fn uring_counter(&self, counter: fn(&UringBackend) -> &AtomicU64) -> u64 {

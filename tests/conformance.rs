@@ -36,6 +36,9 @@ fn short_read_only_at_eof(rt: &Runtime, dir: &Path) {
     assert_eq!(f.read_at(&mut buf, 1000).unwrap(), 0);
     assert_eq!(f.read_at(&mut buf, 1 << 40).unwrap(), 0);
     assert_eq!(f.read_at(&mut [], 0).unwrap(), 0);
+    // Offsets beyond i64::MAX are invalid (io_uring would read at the file position).
+    assert_eq!(f.read_at(&mut buf, u64::MAX).unwrap_err().errno(), libc::EINVAL);
+    assert_eq!(f.write_at(b"x", 1 << 63).unwrap_err().errno(), libc::EINVAL);
     assert_eq!(f.write_at(&[], 0).unwrap(), 0);
 }
 

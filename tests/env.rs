@@ -12,6 +12,8 @@ fn environment_variables() {
     std::env::set_var("RUSTFS_ENABLE_IO_URING", "false");
     let rt = open(BackendChoice::Auto).unwrap();
     assert_eq!(rt.backend(), BackendKind::ThreadPool);
+    let reason = rt.capabilities().io_uring_unavailable_reason.clone().unwrap();
+    assert!(reason.contains("RUSTFS_ENABLE_IO_URING=false"), "{reason}");
     // An explicit config field wins over the variable.
     assert_eq!(open(BackendChoice::IoUring).unwrap().backend(), BackendKind::IoUring);
 

@@ -215,3 +215,116 @@ pub extern "C" fn rio_runtime_close(rt: *mut rio_runtime_t) {
         }
     })
 }
+
+/// Index of reads (rio_file_read_at, batch reads) in `rio_metrics_t.ops`.
+pub const RIO_METRIC_OP_READ: u32 = 0;
+/// Writes (rio_file_write_at, batch writes).
+pub const RIO_METRIC_OP_WRITE: u32 = 1;
+/// Vectored reads (rio_file_readv_at).
+pub const RIO_METRIC_OP_READV: u32 = 2;
+/// Vectored writes (rio_file_writev_at, WAL group commits).
+pub const RIO_METRIC_OP_WRITEV: u32 = 3;
+/// fsync of files and directories.
+pub const RIO_METRIC_OP_FSYNC: u32 = 4;
+/// fdatasync.
+pub const RIO_METRIC_OP_FDATASYNC: u32 = 5;
+/// fallocate.
+pub const RIO_METRIC_OP_FALLOCATE: u32 = 6;
+/// ftruncate.
+pub const RIO_METRIC_OP_FTRUNCATE: u32 = 7;
+/// Number of entries in `rio_metrics_t.ops`.
+pub const RIO_METRIC_OPS: usize = 8;
+
+/// One operation kind's figures. Latency quantiles are histogram bucket
+/// upper bounds (1 µs x 2^k); lone reads/writes are timed 1 in 8, so
+/// `latency_samples` (weighted) estimates `count`.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub struct rio_op_metrics_t {
+    pub count: u64,
+    pub bytes: u64,
+    pub errors: u64,
+    pub latency_samples: u64,
+    pub latency_sum_ns: u64,
+    pub p50_ns: u64,
+    pub p99_ns: u64,
+    pub p999_ns: u64,
+}
+
+/// A snapshot of a runtime's metrics, for programs that do not speak
+/// Prometheus. Output only: the library fills every field and sets
+/// `struct_size`.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct rio_metrics_t {
+    /// Set to sizeof(rio_metrics_t) by the library.
+    pub struct_size: u32,
+    /// RIO_BACKEND_IO_URING or RIO_BACKEND_THREAD_POOL.
+    pub backend: c_int,
+    /// Operations holding a concurrency permit right now.
+    pub ops_in_flight: u64,
+    /// Submissions of more than one operation.
+    pub batches: u64,
+    /// SQEs handed to the kernel (0 on the thread pool).
+    pub io_uring_sqes_submitted: u64,
+    /// io_uring_enter system calls.
+    pub io_uring_enter_calls: u64,
+    /// Lone reads served from the page cache without the ring.
+    pub io_uring_inline_reads: u64,
+    /// Calls run with blocking syscalls because a thread could not get a ring.
+    pub io_uring_ring_failures: u64,
+    /// Per operation kind, indexed by RIO_METRIC_OP_*.
+    pub ops: [rio_op_metrics_t; RIO_METRIC_OPS],
+}
+
+/// Fills `*out` with a snapshot of the runtime's metrics. Returns 0, or
+/// `-EINVAL` for NULL arguments. Thread-safe; counters are read one by
+/// one, so a snapshot taken under load is not atomic across fields.
+#[no_mangle]
+pub extern "C" fn rio_runtime_metrics(rt: *const rio_runtime_t, out: *mut rio_metrics_t) -> c_int {
+    ffi_boundary!("rio_runtime_metrics", {
+        check_null!("rio_runtime_metrics", rt);
+        check_null!("rio_runtime_metrics", out);
+        let rt = &unsafe { &*rt }.0;
+        let m = rt.metrics();
+        let ops = std::array::from_fn(|i| {
+            let s = m.op_snapshot(crate::OpCode::ALL[i]);
+            rio_op_metrics_t {
+                count: s.count,
+                bytes: s.bytes,
+                errors: s.errors,
+                latency_samples: s.latency_samples,
+                latency_sum_ns: s.latency_sum_ns,
+                p50_ns: s.p50_ns,
+                p99_ns: s.p99_ns,
+                p999_ns: s.p999_ns,
+            }
+        });
+        let snapshot = rio_metrics_t {
+            struct_size: std::mem::size_of::<rio_metrics_t>() as u32,
+            backend: backend_code(rt.backend()),
+            ops_in_flight: rt.ops_in_flight() as u64,
+            batches: m.batches(),
+            io_uring_sqes_submitted: rt.sqes_submitted(),
+            io_uring_enter_calls: rt.uring_enter_calls(),
+            io_uring_inline_reads: rt.inline_reads(),
+            io_uring_ring_failures: rt.uring_ring_failures(),
+            ops,
+        };
+        unsafe { out.write(snapshot) };
+        0
+    })
+}
+
+// The C indexes must follow OpCode's order.
+const _: () = {
+    assert!(crate::OpCode::Read as u32 == RIO_METRIC_OP_READ);
+    assert!(crate::OpCode::Write as u32 == RIO_METRIC_OP_WRITE);
+    assert!(crate::OpCode::Readv as u32 == RIO_METRIC_OP_READV);
+    assert!(crate::OpCode::Writev as u32 == RIO_METRIC_OP_WRITEV);
+    assert!(crate::OpCode::Fsync as u32 == RIO_METRIC_OP_FSYNC);
+    assert!(crate::OpCode::Fdatasync as u32 == RIO_METRIC_OP_FDATASYNC);
+    assert!(crate::OpCode::Fallocate as u32 == RIO_METRIC_OP_FALLOCATE);
+    assert!(crate::OpCode::Ftruncate as u32 == RIO_METRIC_OP_FTRUNCATE);
+    assert!(crate::OpCode::ALL.len() == RIO_METRIC_OPS);
+};
