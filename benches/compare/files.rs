@@ -311,7 +311,7 @@ fn rio_io(rt: &Runtime, path: &Path, spec: &IoSpec, dur: Duration) -> Result<Sam
         }
     }
     let secs = start.elapsed().as_secs_f64();
-    Ok(Sample { ops, bytes: ops * spec.bs as u64, secs, peak_rss_kib: None })
+    Ok(Sample { ops, bytes: ops * spec.bs as u64, secs, peak_rss_kib: None, group_commits: None })
 }
 
 /// The seed workload repeated until `dur` has passed (at least once): each
@@ -327,7 +327,7 @@ fn repeat_seed(dur: Duration, mib: u64, mut round: impl FnMut() -> Result<f64, S
             break;
         }
     }
-    Ok(Sample { ops: rounds * mib, bytes: rounds * mib * MIB as u64, secs, peak_rss_kib: None })
+    Ok(Sample { ops: rounds * mib, bytes: rounds * mib * MIB as u64, secs, peak_rss_kib: None, group_commits: None })
 }
 
 fn rio_seed(rt: &Runtime, path: &Path, mib: u64, buf: &[u8], dur: Duration) -> Result<Sample, String> {
@@ -367,7 +367,7 @@ fn std_io(path: &Path, spec: &IoSpec, dur: Duration) -> Result<Sample, String> {
         }
     }
     let secs = start.elapsed().as_secs_f64();
-    Ok(Sample { ops, bytes: ops * spec.bs as u64, secs, peak_rss_kib: None })
+    Ok(Sample { ops, bytes: ops * spec.bs as u64, secs, peak_rss_kib: None, group_commits: None })
 }
 
 fn std_seed(path: &Path, mib: u64, buf: &[u8], dur: Duration) -> Result<Sample, String> {
@@ -413,7 +413,7 @@ fn tokio_io(trt: &tokio::runtime::Runtime, path: &Path, spec: &IoSpec, dur: Dura
             ops += 1;
         }
         let secs = start.elapsed().as_secs_f64();
-        Ok(Sample { ops, bytes: ops * spec.bs as u64, secs, peak_rss_kib: None })
+        Ok(Sample { ops, bytes: ops * spec.bs as u64, secs, peak_rss_kib: None, group_commits: None })
     })
 }
 
@@ -473,7 +473,7 @@ fn fio_io(fio: &Path, path: &Path, spec: &IoSpec, dur: Duration) -> Result<Sampl
     if ops == 0 || runtime_ms <= 0.0 {
         return Err("fio did no I/O".into());
     }
-    Ok(Sample { ops, bytes, secs: runtime_ms / 1000.0, peak_rss_kib: None })
+    Ok(Sample { ops, bytes, secs: runtime_ms / 1000.0, peak_rss_kib: None, group_commits: None })
 }
 
 // ---------------------------------------------------------------- driver

@@ -28,6 +28,8 @@ pub struct Sample {
     pub secs: f64,
     /// Peak resident set (KiB) of the process that ran it, where measured.
     pub peak_rss_kib: Option<u64>,
+    /// WAL runs: group commits (one write + one fdatasync each) it took.
+    pub group_commits: Option<u64>,
 }
 
 impl Sample {

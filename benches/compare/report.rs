@@ -202,15 +202,15 @@ impl Report<'_> {
             let _ = writeln!(s);
             let _ = writeln!(
                 s,
-                "| WAL workload (durable appends) | rio io_uring | rio thread pool | write+fdatasync loop | rio/loop | pool/loop | peak RSS rio (MiB) |"
+                "| WAL workload (durable appends) | rio io_uring | rio thread pool | write+fdatasync loop | rio/loop | pool/loop | entries per group commit | peak RSS rio (MiB) |"
             );
-            let _ = writeln!(s, "|---|--:|--:|--:|--:|--:|--:|");
+            let _ = writeln!(s, "|---|--:|--:|--:|--:|--:|--:|--:|");
             for w in wal_rows {
                 if w.id.starts_with("wal-loop-") {
                     let rss = self.peak_rss(&w.id, STD).map(|k| format!("{:.1} (loop)", k as f64 / 1024.0));
                     let _ = writeln!(
                         s,
-                        "| {} | | | {} | | | {} |",
+                        "| {} | | | {} | | | 1 | {} |",
                         w.title,
                         self.cell(&w.id, STD),
                         rss.unwrap_or_else(|| "–".into())
@@ -220,15 +220,20 @@ impl Report<'_> {
                 let lp = self.loop_of(&w.id);
                 let lv = lp.as_deref().and_then(|l| self.res.median(l, STD));
                 let rss = self.peak_rss(&w.id, RIO_URING).map(|k| format!("{:.1}", k as f64 / 1024.0));
+                let per_commit = self.res.samples.get(&(w.id.clone(), RIO_URING.to_string())).and_then(|v| {
+                    let (e, g) = v.iter().fold((0u64, 0u64), |(e, g), x| (e + x.ops, g + x.group_commits.unwrap_or(0)));
+                    (g > 0).then(|| format!("{:.1}", e as f64 / g as f64))
+                });
                 let _ = writeln!(
                     s,
-                    "| {} | {} | {} | {} | {} | {} | {} |",
+                    "| {} | {} | {} | {} | {} | {} | {} | {} |",
                     w.title,
                     self.cell(&w.id, RIO_URING),
                     self.cell(&w.id, RIO_POOL),
                     lv.map(num).unwrap_or_else(|| "–".into()),
                     show_ratio(ratio(self.res.median(&w.id, RIO_URING), lv)),
                     show_ratio(ratio(self.res.median(&w.id, RIO_POOL), lv)),
+                    per_commit.unwrap_or_else(|| "–".into()),
                     rss.unwrap_or_else(|| "–".into())
                 );
             }
@@ -282,7 +287,7 @@ impl Report<'_> {
                         .map(|v| {
                             v.iter()
                                 .map(|x| {
-                                    json!({ "ops": x.ops, "bytes": x.bytes, "secs": x.secs, "rate": w.metric.of(x), "peak_rss_kib": x.peak_rss_kib })
+                                    json!({ "ops": x.ops, "bytes": x.bytes, "secs": x.secs, "rate": w.metric.of(x), "peak_rss_kib": x.peak_rss_kib, "group_commits": x.group_commits })
                                 })
                                 .collect()
                         })

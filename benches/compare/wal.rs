@@ -3,9 +3,9 @@
 //! without a WAL. Every run happens in a child process (this executable,
 //! `--child ...`) so its peak RSS (VmHWM) is its own.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
@@ -14,9 +14,6 @@ use serde_json::json;
 use crate::files::Env;
 use crate::opts::Opts;
 use crate::{run_interleaved, Metric, Results, Sample, Unit, Workload, RIO_POOL, RIO_URING, STD};
-
-/// Whether this tree has rio::Wal (src/wal lands separately).
-const WAL_AVAILABLE: bool = false;
 
 fn size_name(size: usize) -> String {
     if size >= 1024 && size % 1024 == 0 {
@@ -144,6 +141,7 @@ fn child_sample(spec: &ChildSpec) -> Result<Sample, String> {
         bytes: v["bytes"].as_u64().ok_or("bytes")?,
         secs: v["secs"].as_f64().ok_or("secs")?,
         peak_rss_kib: v["peak_rss_kib"].as_u64(),
+        group_commits: v["group_commits"].as_u64(),
     })
 }
 
@@ -177,10 +175,7 @@ pub fn run_all(opts: &Opts, env: &Env, res: &mut Results) {
         }
         let threads = opts.wal_threads.iter().copied().find(|t| w.id == wal_id(size, *t)).unwrap_or(1);
         for (peer, backend) in [(RIO_URING, "uring"), (RIO_POOL, "pool")] {
-            if !WAL_AVAILABLE {
-                res.note(&w.id, peer, "rio::Wal is not in this build yet");
-                continue;
-            }
+
             if peer == RIO_URING && !uring_ok {
                 res.note(&w.id, peer, "io_uring unavailable");
                 continue;
@@ -216,7 +211,7 @@ fn parse_id_size(id: &str, sizes: &[usize]) -> usize {
 /// Peak RSS after D seconds of appends and after 4·D: a WAL whose memory
 /// grows with the entries appended shows it here.
 fn rss_growth(opts: &Opts, env: &Env, res: &mut Results) {
-    if !WAL_AVAILABLE || !env.uring.is_ok() || !opts.peer_on(RIO_URING) {
+    if env.uring.is_err() || !opts.peer_on(RIO_URING) {
         return;
     }
     let threads = opts.wal_threads.iter().copied().max().unwrap_or(1);
@@ -305,9 +300,71 @@ fn runtime_for(backend: &str) -> Result<rio::Runtime, String> {
     rio::Runtime::new(&rio::RuntimeConfig { backend, ..Default::default() }).map_err(|e| e.to_string())
 }
 
-/// `threads` appenders for `duration` (and, in RSS mode, 3× longer again).
+/// `threads` appenders for `duration` (and, in RSS mode, 3× longer again:
+/// the peak RSS after the first phase and after the second are reported).
 fn wal_appends(spec: &ChildSpec) -> Result<serde_json::Value, String> {
-    let _rt = runtime_for(&spec.backend)?;
-    let _ = (Arc::new(AtomicBool::new(false)), AtomicU64::new(0), Barrier::new(1), Path::new(""));
-    Err("rio::Wal is not in this tree yet (src/wal is being written)".into())
+    let rt = runtime_for(&spec.backend)?;
+    let wal = Arc::new(rio::Wal::open(&rt, &spec.dir, rio::WalConfig::default()).map_err(|e| e.to_string())?);
+    let phases: &[u32] = if spec.rss_phases { &[1, 3] } else { &[1] };
+    let count = Arc::new(AtomicU64::new(0));
+    let mut out = serde_json::Map::new();
+    let (mut ops_total, mut secs_total) = (0u64, 0.0f64);
+    for (k, &mult) in phases.iter().enumerate() {
+        let stop = Arc::new(AtomicBool::new(false));
+        let ready = Arc::new(Barrier::new(spec.threads + 1));
+        let before = count.load(Ordering::Relaxed);
+        let workers: Vec<_> = (0..spec.threads)
+            .map(|t| {
+                let (wal, stop, ready, count) = (wal.clone(), stop.clone(), ready.clone(), count.clone());
+                let rec = entry(spec.size, t as u64 + 1);
+                std::thread::spawn(move || -> Result<(), String> {
+                    ready.wait();
+                    let mut mine = 0u64;
+                    let mut last = 0u64;
+                    while !stop.load(Ordering::Relaxed) {
+                        let seq = wal.append(&rec).map_err(|e| format!("append: {e}"))?;
+                        if seq <= last {
+                            return Err(format!("sequence went from {last} to {seq}"));
+                        }
+                        last = seq;
+                        mine += 1;
+                    }
+                    count.fetch_add(mine, Ordering::Relaxed);
+                    Ok(())
+                })
+            })
+            .collect();
+        ready.wait();
+        let start = Instant::now();
+        std::thread::sleep(spec.duration * mult);
+        stop.store(true, Ordering::Relaxed);
+        for w in workers {
+            w.join().map_err(|_| "appender panicked".to_string())??;
+        }
+        // Every append has returned: its entry is durable.
+        let secs = start.elapsed().as_secs_f64();
+        let ops = count.load(Ordering::Relaxed) - before;
+        ops_total += ops;
+        secs_total += secs;
+        let n = k + 1;
+        out.insert(format!("entries_{n}"), json!(count.load(Ordering::Relaxed)));
+        out.insert(format!("peak_rss_kib_{n}"), json!(crate::sys::peak_rss_kib()));
+    }
+    if wal.last_seq() != count.load(Ordering::Relaxed) {
+        return Err(format!("last_seq {} but {} appends acknowledged", wal.last_seq(), count.load(Ordering::Relaxed)));
+    }
+    let st = wal.stats();
+    let wal = Arc::try_unwrap(wal).map_err(|_| "wal still shared".to_string())?;
+    wal.close().map_err(|e| format!("close: {e}"))?;
+    out.insert("ops".into(), json!(ops_total));
+    out.insert("bytes".into(), json!(ops_total * spec.size as u64));
+    out.insert("secs".into(), json!(secs_total));
+    out.insert("peak_rss_kib".into(), json!(crate::sys::peak_rss_kib()));
+    out.insert("threads".into(), json!(spec.threads));
+    out.insert("entry_size".into(), json!(spec.size));
+    out.insert("group_commits".into(), json!(st.group_commits));
+    out.insert("largest_group".into(), json!(st.largest_group));
+    out.insert("peak_pending_bytes".into(), json!(st.peak_pending_bytes));
+    out.insert("rotations".into(), json!(st.rotations));
+    Ok(serde_json::Value::Object(out))
 }
