@@ -32,15 +32,23 @@ test-go: lib go-toolchain
 	cd bindings/go && $(GO_ENV) GODEBUG=cgocheck=2 $(GO) test -count=1 -race $(GO_TEST_ARGS) ./...
 	@$(MAKE) -s --no-print-directory test-go-doc
 
-# The Go example of docs/bindings.md, as a module of its own using the
-# binding through a replace directive, must build and run.
+# The Go examples of docs/bindings.md (files, then WAL), each a module of
+# its own using the binding through a replace directive, must build and run.
 GO_DOC_DIR := $(CURDIR)/target/go/doc-example
 test-go-doc: lib go-toolchain
-	@rm -rf $(GO_DOC_DIR) && mkdir -p $(GO_DOC_DIR)
-	@awk '/^```go$$/{on=1; next} /^```$$/{if(on) exit} on' docs/bindings.md > $(GO_DOC_DIR)/main.go
-	@printf 'module example\n\ngo 1.19\n\nrequire librio/bindings/go v0.0.0\n\nreplace librio/bindings/go => %s\n' \
-		$(CURDIR)/bindings/go > $(GO_DOC_DIR)/go.mod
-	@cd $(GO_DOC_DIR) && $(GO_ENV) $(GO) vet . && $(GO_ENV) $(GO) build -o example . && \
+	@rm -rf $(GO_DOC_DIR) && for n in 1 2; do \
+		mkdir -p $(GO_DOC_DIR)/$$n && \
+		awk -v n=$$n '/^```go$$/{k++; if (k == n) {on = 1; next}} on && /^```$$/{exit} on' \
+			docs/bindings.md > $(GO_DOC_DIR)/$$n/main.go && \
+		printf 'module example\n\ngo 1.19\n\nrequire librio/bindings/go v0.0.0\n\nreplace librio/bindings/go => %s\n' \
+			$(CURDIR)/bindings/go > $(GO_DOC_DIR)/$$n/go.mod || exit 1; \
+	done
+	@test -z "$$(gofmt -l $(GO_DOC_DIR) bindings/go)" || { echo "not gofmt'd:"; gofmt -l $(GO_DOC_DIR) bindings/go; exit 1; }
+	@cd $(GO_DOC_DIR)/1 && $(GO_ENV) $(GO) vet . && $(GO_ENV) $(GO) build -o example . && \
 		out=$$(./example) && echo "$$out" && case "$$out" in \
-		"read 15 bytes: hello, io_uring (backend "*) echo "docs/bindings.md Go example: 1 passed, 0 failed" ;; \
-		*) echo "docs/bindings.md Go example: 0 passed, 1 failed"; exit 1 ;; esac
+		"read 15 bytes: hello, io_uring (backend "*) echo "docs/bindings.md Go file example: 1 passed, 0 failed" ;; \
+		*) echo "docs/bindings.md Go file example: 0 passed, 1 failed"; exit 1 ;; esac
+	@cd $(GO_DOC_DIR)/2 && $(GO_ENV) $(GO) vet . && $(GO_ENV) $(GO) build -o example . && \
+		out=$$(./example) && echo "$$out" && case "$$out" in \
+		"appended 1 to 3"*"3 del k1") echo "docs/bindings.md Go WAL example: 1 passed, 0 failed" ;; \
+		*) echo "docs/bindings.md Go WAL example: 0 passed, 1 failed"; exit 1 ;; esac
