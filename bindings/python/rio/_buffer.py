@@ -1,25 +1,31 @@
 """Zero-copy access to bytes-like objects, and aligned buffers.
 
 Any object with the buffer protocol (bytes, bytearray, memoryview,
-array.array, mmap, numpy arrays, ctypes arrays, ...) is pinned with
-``PyObject_GetBuffer`` for the duration of one library call: the library
-reads or writes the caller's memory directly, nothing is copied, and the
-object cannot be resized or freed meanwhile. Buffers must be C-contiguous;
-reads need a writable buffer.
+array.array, mmap, numpy arrays, ctypes arrays, ...) is passed to the
+library as a pointer into the object's own memory: nothing is copied, and
+the object is pinned (cannot be resized or freed) until the call returns.
+Buffers must be C-contiguous; reads need a writable buffer.
+
+- ``bytes``: a pointer to its data (ctypes passes bytes objects by address).
+- writable buffers: ``ctypes.c_char.from_buffer`` (a buffer export).
+- other read-only buffers: ``PyObject_GetBuffer`` through ``ctypes.pythonapi``.
 """
 
 from __future__ import annotations
 
 import ctypes
 from ctypes import POINTER, Structure, c_char_p, c_int, c_ssize_t, c_void_p, py_object
-from typing import Any, List, Sequence
+from typing import Any, List, Sequence, Tuple
 
 from ._errors import make_error
 from ._lib import lib
 
-__all__ = ["Pinned", "pin", "pin_all", "alloc_buffer", "BytesLike"]
+__all__ = ["rbuf", "wbuf", "new_bytes", "alloc_buffer", "BytesLike"]
 
 BytesLike = Any  # anything with the buffer protocol
+
+_from_buffer = ctypes.c_char.from_buffer
+_addressof = ctypes.addressof
 
 
 class _Py_buffer(Structure):
@@ -38,10 +44,7 @@ class _Py_buffer(Structure):
     ]
 
 
-_PyBUF_WRITABLE = 0x0001
-_PyBUF_ND = 0x0008
-_PyBUF_STRIDES = 0x0010 | _PyBUF_ND
-_PyBUF_C_CONTIGUOUS = 0x0020 | _PyBUF_STRIDES
+_PyBUF_SIMPLE = 0
 
 _GetBuffer = ctypes.pythonapi.PyObject_GetBuffer
 _GetBuffer.argtypes = [py_object, POINTER(_Py_buffer), c_int]
@@ -49,74 +52,112 @@ _GetBuffer.restype = c_int
 _ReleaseBuffer = ctypes.pythonapi.PyBuffer_Release
 _ReleaseBuffer.argtypes = [POINTER(_Py_buffer)]
 _ReleaseBuffer.restype = None
+_BytesFromSize = ctypes.pythonapi.PyBytes_FromStringAndSize
+_BytesFromSize.argtypes = [c_void_p, c_ssize_t]
+_BytesFromSize.restype = py_object
 
 
-class Pinned:
-    """One pinned buffer: ``addr`` and ``nbytes`` are valid until ``release()``."""
+class _ReadOnlyPin:
+    """A read-only buffer held with PyObject_GetBuffer until garbage collected."""
 
-    __slots__ = ("_view", "_held", "addr", "nbytes")
+    __slots__ = ("_view", "_held", "_mv")
 
-    def __init__(self, obj: BytesLike, writable: bool) -> None:
+    def __init__(self, mv: memoryview) -> None:
         self._held = False
-        try:
-            mv = obj if isinstance(obj, memoryview) else memoryview(obj)
-        except TypeError:
-            raise TypeError(
-                f"a bytes-like object is required, not {type(obj).__name__!r}"
-            ) from None
-        if not mv.c_contiguous:
-            raise ValueError("buffer is not C-contiguous; pass a contiguous copy (e.g. bytes(buf))")
-        if writable and mv.readonly:
-            raise TypeError(
-                f"a writable bytes-like object is required (bytearray, memoryview, "
-                f"rio.alloc_buffer(...)), not a read-only {type(obj).__name__!r}"
-            )
-        view = _Py_buffer()
-        _GetBuffer(mv, ctypes.byref(view), _PyBUF_C_CONTIGUOUS | (_PyBUF_WRITABLE if writable else 0))
-        self._view = view
+        self._mv = mv
+        self._view = _Py_buffer()
+        _GetBuffer(mv, ctypes.byref(self._view), _PyBUF_SIMPLE)
         self._held = True
-        self.addr: int = view.buf or 0
-        self.nbytes: int = view.len
 
-    def release(self) -> None:
-        if self._held:
-            self._held = False
-            _ReleaseBuffer(ctypes.byref(self._view))
-
-    def __enter__(self) -> "Pinned":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.release()
+    @property
+    def addr(self) -> int:
+        return self._view.buf or 0
 
     def __del__(self) -> None:
-        try:
-            self.release()
-        except Exception:  # pragma: no cover - interpreter shutdown
-            pass
+        if self._held:
+            self._held = False
+            try:
+                _ReleaseBuffer(ctypes.byref(self._view))
+            except Exception:  # pragma: no cover - interpreter shutdown
+                pass
 
 
-def pin(obj: BytesLike, writable: bool = False) -> Pinned:
-    """Pins ``obj`` (see :class:`Pinned`)."""
-    return Pinned(obj, writable)
+def _bytes_offset() -> int:
+    """Offset of a bytes object's data from id(obj) (CPython), verified."""
+    probe = b"rio-probe-bytes-offset"
+    off = ctypes.cast(probe, c_void_p).value - id(probe)  # type: ignore[operator]
+    if ctypes.string_at(id(probe) + off, len(probe)) != probe:  # pragma: no cover
+        raise RuntimeError("cannot locate bytes data")
+    return off
 
 
-def pin_all(objs: Sequence[BytesLike], writable: bool = False) -> List[Pinned]:
-    """Pins every object or none (on error the ones pinned so far are released)."""
-    pins: List[Pinned] = []
+_BYTES_OFF = _bytes_offset()
+
+
+def _memoryview(obj: Any, writable: bool) -> memoryview:
     try:
-        for o in objs:
-            pins.append(Pinned(o, writable))
-    except BaseException:
-        for p in pins:
-            p.release()
-        raise
-    return pins
+        mv = obj if type(obj) is memoryview else memoryview(obj)
+    except TypeError:
+        kind = "writable bytes-like object" if writable else "bytes-like object"
+        raise TypeError(f"a {kind} is required, not {type(obj).__name__!r}") from None
+    if not mv.c_contiguous:
+        raise ValueError("buffer is not C-contiguous; pass a contiguous copy (e.g. bytes(buf))")
+    if writable and mv.readonly:
+        raise TypeError(
+            f"a writable bytes-like object is required (bytearray, memoryview, "
+            f"rio.alloc_buffer(...)), not a read-only {type(obj).__name__!r}"
+        )
+    return mv
 
 
-def release_all(pins: Sequence[Pinned]) -> None:
-    for p in pins:
-        p.release()
+def rbuf(obj: BytesLike) -> Tuple[int, int, Any]:
+    """``(address, nbytes, keepalive)`` of a read-only view of ``obj``; the
+    memory stays valid and pinned while ``keepalive`` is referenced."""
+    if type(obj) is bytes:
+        return id(obj) + _BYTES_OFF, len(obj), obj
+    mv = _memoryview(obj, False)
+    n = mv.nbytes
+    if n == 0:
+        return 0, 0, mv
+    if not mv.readonly:
+        c = _from_buffer(mv)
+        return _addressof(c), n, c
+    if type(mv.obj) is bytes and mv.nbytes == len(mv.obj):
+        return id(mv.obj) + _BYTES_OFF, n, mv
+    pin = _ReadOnlyPin(mv)
+    return pin.addr, n, pin
+
+
+def wbuf(obj: BytesLike) -> Tuple[int, int, Any]:
+    """``(address, nbytes, keepalive)`` of a writable view of ``obj``."""
+    if type(obj) is bytearray:
+        n = len(obj)
+        if n == 0:
+            return 0, 0, None
+        c = _from_buffer(obj)
+        return _addressof(c), n, c
+    mv = _memoryview(obj, True)
+    n = mv.nbytes
+    if n == 0:
+        return 0, 0, mv
+    c = _from_buffer(mv)
+    return _addressof(c), n, c
+
+
+def rbufs(objs: Sequence[BytesLike]) -> List[Tuple[int, int, Any]]:
+    return [rbuf(o) for o in objs]
+
+
+def wbufs(objs: Sequence[BytesLike]) -> List[Tuple[int, int, Any]]:
+    return [wbuf(o) for o in objs]
+
+
+def new_bytes(n: int) -> Tuple[bytes, int]:
+    """A new, unshared ``bytes`` of ``n`` > 0 uninitialized bytes and the
+    address of its data, to be filled before it is handed out (the usual
+    ``PyBytes_FromStringAndSize(NULL, n)`` pattern)."""
+    b = _BytesFromSize(None, n)
+    return b, id(b) + _BYTES_OFF
 
 
 _array_types: dict = {}

@@ -7,8 +7,8 @@ import ctypes
 from typing import Any, List, Optional, Union
 
 from . import _lib as L
-from ._buffer import BytesLike, Pinned, alloc_buffer, pin
-from ._errors import strerror
+from ._buffer import BytesLike, alloc_buffer, new_bytes, rbuf, wbuf
+from ._errors import make_error, strerror
 from .file import File, _count, _offset
 
 __all__ = ["Op", "ReadOp", "WriteOp", "FsyncOp", "FdatasyncOp"]
@@ -78,13 +78,11 @@ class ReadOp(Op):
             if self.size == 0:
                 return 0, 0, None
             if self.file.direct:
-                mv = alloc_buffer(self.size)
-                p = pin(mv, writable=True)
-                return p.addr, p.nbytes, (p, mv)
-            cbuf = ctypes.create_string_buffer(self.size)
-            return ctypes.addressof(cbuf), self.size, cbuf
-        p = pin(self.buffer, writable=True)
-        return p.addr, p.nbytes, p
+                tmp = _TempAligned(alloc_buffer(self.size))
+                return wbuf(tmp.mv)[0], self.size, tmp
+            b, addr = new_bytes(self.size)
+            return addr, self.size, b
+        return wbuf(self.buffer)
 
     def _finish(self, keep: Any) -> Any:
         if self.size is None:
@@ -92,10 +90,10 @@ class ReadOp(Op):
         n = self.result or 0
         if keep is None:
             self.data = b""
-        elif isinstance(keep, tuple):
-            self.data = bytes(keep[1][:n])
+        elif isinstance(keep, _TempAligned):
+            self.data = bytes(keep.mv[:n])
         else:
-            self.data = ctypes.string_at(keep, n)
+            self.data = keep if n == len(keep) else keep[:n]
         return self.data
 
     def _describe(self) -> str:
@@ -114,8 +112,7 @@ class WriteOp(Op):
         self.data = data
 
     def _prepare(self) -> "tuple[int, int, Any]":
-        p = pin(self.data)
-        return p.addr, p.nbytes, p
+        return rbuf(self.data)
 
     def _describe(self) -> str:
         return f"WriteOp at offset {self.offset} of {self.file.name!r}"
@@ -148,13 +145,18 @@ def _is_buffer(obj: Any) -> bool:
         return False
 
 
+class _TempAligned:
+    """An aligned buffer the batch allocated itself (sized reads on O_DIRECT files)."""
+
+    __slots__ = ("mv",)
+
+    def __init__(self, mv: memoryview) -> None:
+        self.mv = mv
+
+
 def release_keep(keep: Any) -> None:
-    if isinstance(keep, Pinned):
-        keep.release()
-    elif isinstance(keep, tuple):
-        p, mv = keep
-        p.release()
-        mv.release()
+    if isinstance(keep, _TempAligned):
+        keep.mv.release()  # free it now rather than at garbage collection
 
 
 def submit(runtime_handle: Any, ops: List[Op], check: bool) -> List[Any]:
@@ -168,7 +170,6 @@ def submit(runtime_handle: Any, ops: List[Op], check: bool) -> List[Any]:
     c_ops = (L.rio_op_t * n)()
     keeps: List[Any] = []
     handles: List[Any] = []  # acquired file handles
-    rt = None
     try:
         # Pin every buffer, then acquire every file (distinct handles once).
         for op in ops:
@@ -200,8 +201,6 @@ def submit(runtime_handle: Any, ops: List[Op], check: bool) -> List[Any]:
         try:
             rc = L.lib.rio_submit_batch(rt, c_ops, n)
             if rc < 0:
-                from ._errors import make_error
-
                 raise make_error(rc)
         finally:
             runtime_handle.release()

@@ -7,7 +7,7 @@ import os
 from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 from . import _lib as L
-from ._buffer import BytesLike, alloc_buffer, pin, pin_all, release_all
+from ._buffer import BytesLike, alloc_buffer, new_bytes, rbuf, rbufs, wbuf, wbufs
 from ._errors import check, make_error
 from ._handle import Handle
 from ._lib import lib
@@ -141,30 +141,32 @@ class File:
             raise ValueError("I/O operation on closed file")
         return h.acquire()
 
+    def _release(self) -> None:
+        self._handle.release()  # type: ignore[union-attr]
+
     # -- I/O ---------------------------------------------------------------
 
     def read_at(self, n: int, offset: int) -> bytes:
         """Reads up to ``n`` bytes at ``offset``; fewer only at end of file."""
         n = _count(n, "n")
         offset = _offset(offset)
+        if n == 0:
+            self._acquire()
+            self._release()
+            return b""
         if self.direct:
-            if n == 0:
-                return b""
-            buf = alloc_buffer(n)
-            with buf:
+            with alloc_buffer(n) as buf:
                 got = self.readinto_at(buf, offset)
                 return bytes(buf[:got])
-        buf_c = ctypes.create_string_buffer(n) if n else None
-        f = self._acquire()
+        out, addr = new_bytes(n)
+        h = self._acquire()
         try:
-            got = lib.rio_file_read_at(f, buf_c, n, offset)
+            got = lib.rio_file_read_at(h, addr, n, offset)
             if got < 0:
                 raise make_error(got)
         finally:
-            self._handle.release()  # type: ignore[union-attr]
-        if not got:
-            return b""
-        return ctypes.string_at(buf_c, got)
+            self._release()
+        return out if got == n else out[:got]
 
     def readinto_at(self, buf: BytesLike, offset: int) -> int:
         """Reads into the writable buffer ``buf`` (no copy) at ``offset``.
@@ -173,17 +175,15 @@ class File:
         of file.
         """
         offset = _offset(offset)
-        p = pin(buf, writable=True)
+        addr, n, keep = wbuf(buf)
+        h = self._acquire()
         try:
-            f = self._acquire()
-            try:
-                got = lib.rio_file_read_at(f, p.addr, p.nbytes, offset)
-                if got < 0:
-                    raise make_error(got)
-            finally:
-                self._handle.release()  # type: ignore[union-attr]
+            got = lib.rio_file_read_at(h, addr, n, offset)
+            if got < 0:
+                raise make_error(got)
         finally:
-            p.release()
+            self._release()
+        del keep
         return got
 
     def write_at(self, data: BytesLike, offset: int) -> int:
@@ -191,18 +191,16 @@ class File:
         ``offset``; returns ``len(data)`` in bytes. In append mode the
         offset is ignored and the data goes to the end of the file."""
         offset = _offset(offset)
-        p = pin(data)
+        addr, n, keep = rbuf(data)
+        h = self._acquire()
         try:
-            f = self._acquire()
-            try:
-                n = lib.rio_file_write_at(f, p.addr, p.nbytes, offset)
-                if n < 0:
-                    raise make_error(n)
-            finally:
-                self._handle.release()  # type: ignore[union-attr]
+            r = lib.rio_file_write_at(h, addr, n, offset)
+            if r < 0:
+                raise make_error(r)
         finally:
-            p.release()
-        return n
+            self._release()
+        del keep
+        return r
 
     def readv_at(self, buffers: Sequence[BytesLike], offset: int) -> int:
         """Scatter read into writable ``buffers`` at ``offset``; returns the
@@ -219,33 +217,31 @@ class File:
         buffers = list(buffers)
         if len(buffers) > L.RIO_IOV_MAX:
             raise ValueError(f"at most {L.RIO_IOV_MAX} buffers per call, got {len(buffers)}")
-        pins = pin_all(buffers, writable=read)
+        views = wbufs(buffers) if read else rbufs(buffers)
+        iov = (L.iovec * max(1, len(views)))()
+        for i, (addr, n, _) in enumerate(views):
+            iov[i].iov_base = addr or None
+            iov[i].iov_len = n
+        fn = lib.rio_file_readv_at if read else lib.rio_file_writev_at
+        h = self._acquire()
         try:
-            iov = (L.iovec * max(1, len(pins)))()
-            for i, p in enumerate(pins):
-                iov[i].iov_base = p.addr or None
-                iov[i].iov_len = p.nbytes
-            fn = lib.rio_file_readv_at if read else lib.rio_file_writev_at
-            f = self._acquire()
-            try:
-                n = fn(f, iov, len(pins), offset)
-                if n < 0:
-                    raise make_error(n)
-            finally:
-                self._handle.release()  # type: ignore[union-attr]
+            r = fn(h, iov, len(views), offset)
+            if r < 0:
+                raise make_error(r)
         finally:
-            release_all(pins)
-        return n
+            self._release()
+        del views
+        return r
 
     def _simple(self, fn: Any, *args: int) -> int:
-        f = self._acquire()
+        h = self._acquire()
         try:
-            rc = fn(f, *args)
+            rc = fn(h, *args)
             if rc < 0:
                 raise make_error(rc)
             return rc
         finally:
-            self._handle.release()  # type: ignore[union-attr]
+            self._release()
 
     def sync(self) -> None:
         """fsync(2): data and metadata on stable storage."""
@@ -270,15 +266,19 @@ class File:
 
 
 def _offset(offset: Any) -> int:
+    if type(offset) is int and 0 <= offset < 1 << 63:
+        return offset
     off = _index(offset, "offset")
     if off < 0:
         raise ValueError(f"negative offset: {off}")
-    if off >= 1 << 64:
-        raise OverflowError(f"offset too large: {off}")
+    if off >= 1 << 63:
+        raise OverflowError(f"offset too large: {off} (at most 2**63 - 1)")
     return off
 
 
 def _count(n: Any, what: str) -> int:
+    if type(n) is int and 0 <= n < 1 << 63:
+        return n
     v = _index(n, what)
     if v < 0:
         raise ValueError(f"negative {what}: {v}")

@@ -9,7 +9,7 @@ import weakref
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Optional, Tuple
 
 from . import _lib as L
-from ._buffer import BytesLike, pin, pin_all, release_all
+from ._buffer import BytesLike, rbuf, rbufs
 from ._errors import make_error
 from ._handle import Handle
 from ._lib import lib
@@ -143,34 +143,29 @@ class Wal:
         sequence number once it is durable (per the config)."""
         h = self._acquire_check()
         seq = ctypes.c_uint64()
-        p = pin(data)
-        try:
-            with h as w:
-                rc = lib.rio_wal_append(w, p.addr, p.nbytes, ctypes.byref(seq))
-                if rc < 0:
-                    raise make_error(rc)
-        finally:
-            p.release()
+        addr, n, keep = rbuf(data)
+        with h as w:
+            rc = lib.rio_wal_append(w, addr, n, ctypes.byref(seq))
+            if rc < 0:
+                raise make_error(rc)
+        del keep
         return seq.value
 
     def append_batch(self, entries: Iterable[BytesLike]) -> int:
         """Appends ``entries`` atomically (after a crash all or none are
         replayed); returns the sequence number of the first."""
         h = self._acquire_check()
-        items = list(entries)
-        pins = pin_all(items)
-        try:
-            slices = (L.rio_slice_t * max(1, len(pins)))()
-            for i, p in enumerate(pins):
-                slices[i].data = p.addr or None
-                slices[i].len = p.nbytes
-            first = ctypes.c_uint64()
-            with h as w:
-                rc = lib.rio_wal_append_batch(w, slices, len(pins), ctypes.byref(first))
-                if rc < 0:
-                    raise make_error(rc)
-        finally:
-            release_all(pins)
+        views = rbufs(list(entries))
+        slices = (L.rio_slice_t * max(1, len(views)))()
+        for i, (addr, n, _) in enumerate(views):
+            slices[i].data = addr or None
+            slices[i].len = n
+        first = ctypes.c_uint64()
+        with h as w:
+            rc = lib.rio_wal_append_batch(w, slices, len(views), ctypes.byref(first))
+            if rc < 0:
+                raise make_error(rc)
+        del views
         return first.value
 
     def sync(self) -> None:

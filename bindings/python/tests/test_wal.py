@@ -86,6 +86,22 @@ def test_append_batch(rt: rio.Runtime, wal_dir: Path) -> None:
         assert w.last_seq == 13  # a rejected batch appended nothing
 
 
+def test_edge_cases(rt: rio.Runtime, wal_dir: Path) -> None:
+    with rt.open_wal(wal_dir) as w:
+        assert w.append(b"") == 1  # empty entries are entries
+        with pytest.raises(OSError) as ei:
+            w.append_batch([])
+        assert ei.value.errno == errno.EINVAL
+        with pytest.raises(OSError) as ei:
+            w.append(bytearray((64 << 20) + 1))
+        assert ei.value.errno == errno.EINVAL and "maximum" in str(ei.value)
+        with pytest.raises(OSError) as ei:
+            rt.open_wal(wal_dir)  # already open: locked
+        assert ei.value.errno == errno.EBUSY
+        assert all_entries(w, 0) == [(1, b"")]  # from_seq 0 means 1
+        assert w.last_seq == 1
+
+
 def test_reopen_continues_sequence(rt: rio.Runtime, wal_dir: Path) -> None:
     with rt.open_wal(wal_dir) as w:
         for i in range(1, 6):
@@ -195,6 +211,44 @@ def test_threads_appending(rt: rio.Runtime, wal_dir: Path) -> None:
                     assert data[next(it)] == b"t%d-%d-b" % (t, i)
                 else:
                     assert data[next(it)] == b"t%d-%d" % (t, i)
+
+
+def test_close_racing_appends(rt: rio.Runtime, wal_dir: Path) -> None:
+    w = rt.open_wal(wal_dir)
+    acked: List[int] = []
+    ends: list = []
+    lock = threading.Lock()
+    started = threading.Barrier(5)
+
+    def appender(t: int) -> None:
+        started.wait()
+        i = 0
+        while True:
+            try:
+                s = w.append(b"%d-%d" % (t, i))
+            except ValueError:
+                ends.append("closed")
+                return
+            except BaseException as e:  # pragma: no cover
+                ends.append(e)
+                return
+            with lock:
+                acked.append(s)
+            i += 1
+
+    ts = [threading.Thread(target=appender, args=(t,)) for t in range(4)]
+    for t in ts:
+        t.start()
+    started.wait()
+    import time
+    time.sleep(0.1)
+    w.close()
+    for t in ts:
+        t.join()
+    assert ends == ["closed"] * 4
+    with rt.open_wal(wal_dir) as w2:
+        seqs = {s for s, _ in w2.replay()}
+        assert set(acked) <= seqs
 
 
 def test_lifecycle(rt: rio.Runtime, wal_dir: Path) -> None:
