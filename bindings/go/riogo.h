@@ -69,6 +69,11 @@ static inline riogo_ret riogo_file_truncate(rio_file_t *f, uint64_t len) {
 static inline riogo_ret riogo_file_size(rio_file_t *f) { return riogo_result(rio_file_size(f)); }
 static inline riogo_ret riogo_file_close(rio_file_t *f) { return riogo_result(rio_file_close(f)); }
 
+/* batches */
+static inline riogo_ret riogo_submit_batch(rio_runtime_t *rt, rio_op_t *ops, size_t n) {
+    return riogo_result(rio_submit_batch(rt, ops, n));
+}
+
 /* write-ahead log */
 static inline riogo_ret riogo_wal_open(rio_runtime_t *rt, const char *dir, const rio_wal_config_t *cfg,
                                        rio_wal_t **out) {
