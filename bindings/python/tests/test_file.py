@@ -223,6 +223,21 @@ def test_numpy_buffers(rt: rio.Runtime, path) -> None:
         assert (a == b).all()
         with pytest.raises((ValueError, TypeError)):
             f.write_at(a[::2], 0)
+        with pytest.raises((ValueError, TypeError)):
+            f.readinto_at(b[::2], 0)
+        m = np.arange(12, dtype=np.float32).reshape(3, 4)  # 2-D, C-contiguous
+        assert f.write_at(m, 0) == 48
+        back = np.empty((3, 4), dtype=np.float32)
+        assert f.readinto_at(back, 0) == 48 and (back == m).all()
+        ro = np.frombuffer(b"readonly", dtype=np.uint8)  # read-only numpy array
+        assert f.write_at(ro, 0) == 8
+        with pytest.raises(TypeError):
+            f.readinto_at(ro, 0)
+        # Zero-copy: the library writes straight into the numpy array's memory.
+        big = np.zeros(8, dtype=np.uint8)
+        view = big[2:6]
+        assert f.readinto_at(view, 0) == 4
+        assert bytes(big) == b"\0\0read\0\0"
 
 
 def test_vectored(rt: rio.Runtime, path) -> None:
