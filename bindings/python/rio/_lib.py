@@ -38,7 +38,7 @@ from ctypes import (
     c_void_p,
 )
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 __all__ = [
     "LibraryNotFoundError",
@@ -365,7 +365,7 @@ def _searched_places(package_dir: Path) -> List[str]:
 
 
 def find_library(
-    env: Optional[Dict[str, str]] = None,
+    env: Optional[Mapping[str, str]] = None,
     package_dir: Path = PACKAGE_DIR,
     loader: Callable[[str], Any] = ctypes.CDLL,
 ) -> Tuple[Any, str]:
@@ -374,8 +374,7 @@ def find_library(
     Returns ``(handle, path_or_name)``. Raises :class:`LibraryNotFoundError`
     listing every place that was tried. Parameters exist for the tests.
     """
-    env = os.environ if env is None else env
-    explicit = env.get("RIO_LIBRARY")
+    explicit = (os.environ if env is None else env).get("RIO_LIBRARY")
     if explicit:
         try:
             return loader(explicit), explicit
@@ -434,6 +433,9 @@ class _Lib:
 
     def __init__(self, funcs: Dict[str, Any]) -> None:
         self.__dict__.update(funcs)
+
+    def __getattr__(self, name: str) -> Any:  # only reached for undeclared names
+        raise AttributeError(f"{name} is not a declared librio function")
 
 
 _handle, LIBRARY_PATH = find_library()

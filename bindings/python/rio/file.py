@@ -87,13 +87,14 @@ class File:
         self.flags: int = flags
         self._runtime = runtime
         out = L.rio_file_p()
-        rt = runtime._handle.acquire()
+        rh = runtime._check_open()
+        rt = rh.acquire()
         try:
             rc = lib.rio_file_open(rt, raw, flags, int(perm), ctypes.byref(out))
             if rc < 0:
                 raise make_error(rc, self.name)
         finally:
-            runtime._handle.release()
+            rh.release()
         self._handle = Handle(out, lib.rio_file_close, "file")
 
     # -- lifecycle -------------------------------------------------------
