@@ -237,12 +237,18 @@ impl FaultBackend {
     }
 
     /// A completed sync makes the file's (or directory's) changes durable.
-    fn journal_after(&self, op: &Op) {
+    fn journal_after(&self, op: &mut Op) {
         if !matches!(op.kind, OpKind::Fsync | OpKind::Fdatasync) || op.result < 0 {
             return;
         }
         let Some((id, is_dir)) = file_id(op.fd) else { return };
         let mut journal = self.journal.lock();
+        // A crash that began while this sync ran rolled its changes back (or
+        // is about to): the machine died before the sync could complete.
+        if self.crashed.load(Ordering::SeqCst) {
+            op.result = -(libc::EIO as i64);
+            return;
+        }
         if is_dir {
             journal.created.retain(|(dir, _)| *dir != id);
         } else if let Some(f) = journal.files.get_mut(&id) {
@@ -304,7 +310,7 @@ impl Backend for FaultBackend {
                 ops[i].result = done.result;
             }
         }
-        ops.iter().for_each(|op| self.journal_after(op));
+        ops.iter_mut().for_each(|op| self.journal_after(op));
     }
 }
 

@@ -6,6 +6,9 @@
 //! (mkdir, rename, unlink, readdir) and flock are plain system calls: the
 //! engine has no op for them.
 
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use super::format::{self, RecordHeader, SegmentHeader, SEGMENT_HEADER_SIZE};
@@ -13,11 +16,14 @@ use crate::error::{Error, Result};
 use crate::file::{open_flags, DiskFile};
 use crate::runtime::Runtime;
 
-/// The log directory: an open read-only handle used for fsync and held
-/// under an exclusive flock, so one log is never opened twice at once.
+/// The log directory: an open read-only handle used for fsync, and a
+/// second descriptor held under an exclusive flock, so one log is never
+/// opened twice at once. The lock has its own descriptor, never used for
+/// I/O, so no in-flight request of a killed process keeps it locked.
 pub(crate) struct Directory {
     pub path: PathBuf,
     handle: DiskFile,
+    lock: OwnedFd,
 }
 
 /// One segment file of the log.
@@ -55,6 +61,31 @@ fn create_dir_durably(rt: &Runtime, path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Opens `path` once more and takes an exclusive flock on it: `EBUSY` if
+/// another handle (in this process or another) holds it.
+fn lock_dir(path: &Path) -> Result<OwnedFd> {
+    let cpath = CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| Error::invalid(format!("{}: path contains a NUL byte", path.display())))?;
+    // SAFETY: a valid C string; the fd is owned at once.
+    let fd = unsafe { libc::open(cpath.as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC) };
+    if fd < 0 {
+        return Err(io_error(std::io::Error::last_os_error(), format_args!("{}: open directory", path.display())));
+    }
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: a valid fd; flock has no memory arguments.
+    if unsafe { libc::flock(fd.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        let err = std::io::Error::last_os_error();
+        if err.raw_os_error() == Some(libc::EWOULDBLOCK) {
+            return Err(Error::new(
+                libc::EBUSY,
+                format!("{}: the log is already open (locked by another handle or process)", path.display()),
+            ));
+        }
+        return Err(io_error(err, format_args!("{}: flock", path.display())));
+    }
+    Ok(fd)
+}
+
 fn random_salt() -> Result<u64> {
     loop {
         let mut b = [0u8; 8];
@@ -78,29 +109,19 @@ impl Directory {
     /// Creates the directory if needed, opens it and locks it.
     pub fn open(rt: &Runtime, path: &Path) -> Result<Directory> {
         create_dir_durably(rt, path)?;
-        let handle = DiskFile::open(rt, path, open_flags::READ, 0)?;
         let meta = std::fs::metadata(path).map_err(|e| io_error(e, path.display()))?;
         if !meta.is_dir() {
             return Err(Error::new(libc::ENOTDIR, format!("{}: not a directory", path.display())));
         }
-        // SAFETY: a valid fd we own; flock has no memory arguments.
-        if unsafe { libc::flock(handle.raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-            let err = std::io::Error::last_os_error();
-            if err.raw_os_error() == Some(libc::EWOULDBLOCK) {
-                return Err(Error::new(
-                    libc::EBUSY,
-                    format!("{}: the log is already open (locked by another handle or process)", path.display()),
-                ));
-            }
-            return Err(io_error(err, format_args!("{}: flock", path.display())));
-        }
-        Ok(Directory { path: path.to_path_buf(), handle })
+        let handle = DiskFile::open(rt, path, open_flags::READ, 0)?;
+        let lock = lock_dir(path)?;
+        Ok(Directory { path: path.to_path_buf(), handle, lock })
     }
 
     /// Releases the lock taken by `open` (the handle stays open for fsync).
     pub fn unlock(&self) {
         // SAFETY: a valid fd we own.
-        unsafe { libc::flock(self.handle.raw_fd(), libc::LOCK_UN) };
+        unsafe { libc::flock(self.lock.as_raw_fd(), libc::LOCK_UN) };
     }
 
     /// fsync of the directory: makes creations, renames and removals durable.
