@@ -21,11 +21,11 @@ class Op:
 
     opcode: int = -1
 
-    def __init__(self, file: File, offset: int = 0) -> None:
+    def __init__(self, file: File, off: int = 0) -> None:
         if not isinstance(file, File):
             raise TypeError(f"file must be a rio.File, not {type(file).__name__}")
         self.file = file
-        self.offset = _offset(offset)
+        self.offset = _offset(off)
         self.result: Optional[int] = None
         self.error: Optional[OSError] = None
 
@@ -56,14 +56,15 @@ class Op:
 
 
 class ReadOp(Op):
-    """Read at ``offset``: ``buf_or_size`` is a size (the result is ``bytes``)
+    """Read at offset ``off``: ``buf_or_size`` is a size (the result is ``bytes``)
     or a writable buffer filled in place (the result is the byte count).
     Short only at end of file."""
 
     opcode = L.RIO_OP_READ
 
-    def __init__(self, file: File, buf_or_size: Union[int, BytesLike], offset: int = 0) -> None:
-        super().__init__(file, offset)
+    def __init__(self, file: File, buf_or_size: Union[int, BytesLike], off: int = 0, *,
+                 offset: Optional[int] = None) -> None:
+        super().__init__(file, off if offset is None else offset)
         self.size: Optional[int] = None
         self.buffer: Any = None
         if isinstance(buf_or_size, int) or not _is_buffer(buf_or_size):
@@ -102,13 +103,14 @@ class ReadOp(Op):
 
 
 class WriteOp(Op):
-    """Write all of ``data`` (bytes-like, not copied) at ``offset``; the
+    """Write all of ``data`` (bytes-like, not copied) at offset ``off``; the
     result is the byte count."""
 
     opcode = L.RIO_OP_WRITE
 
-    def __init__(self, file: File, data: BytesLike, offset: int = 0) -> None:
-        super().__init__(file, offset)
+    def __init__(self, file: File, data: BytesLike, off: int = 0, *,
+                 offset: Optional[int] = None) -> None:
+        super().__init__(file, off if offset is None else offset)
         self.data = data
 
     def _prepare(self) -> "tuple[int, int, Any]":

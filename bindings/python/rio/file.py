@@ -147,10 +147,11 @@ class File:
 
     # -- I/O ---------------------------------------------------------------
 
-    def read_at(self, n: int, offset: int) -> bytes:
-        """Reads up to ``n`` bytes at ``offset``; fewer only at end of file."""
+    def read_at(self, n: int, off: Optional[int] = None, *, offset: Optional[int] = None) -> bytes:
+        """Reads up to ``n`` bytes at offset ``off``; fewer only at end of file.
+        (``offset=`` is accepted as a keyword alias of ``off``.)"""
         n = _count(n, "n")
-        offset = _offset(offset)
+        offset = _off(off, offset)
         if n == 0:
             self._acquire()
             self._release()
@@ -169,13 +170,13 @@ class File:
             self._release()
         return out if got == n else out[:got]
 
-    def readinto_at(self, buf: BytesLike, offset: int) -> int:
-        """Reads into the writable buffer ``buf`` (no copy) at ``offset``.
+    def readinto_at(self, buf: BytesLike, off: Optional[int] = None, *, offset: Optional[int] = None) -> int:
+        """Reads into the writable buffer ``buf`` (no copy) at offset ``off``.
 
         Returns the number of bytes read, less than ``len(buf)`` only at end
         of file.
         """
-        offset = _offset(offset)
+        offset = _off(off, offset)
         addr, n, keep = wbuf(buf)
         h = self._acquire()
         try:
@@ -187,11 +188,11 @@ class File:
         del keep
         return got
 
-    def write_at(self, data: BytesLike, offset: int) -> int:
+    def write_at(self, data: BytesLike, off: Optional[int] = None, *, offset: Optional[int] = None) -> int:
         """Writes all of ``data`` (any bytes-like object, not copied) at
-        ``offset``; returns ``len(data)`` in bytes. In append mode the
+        offset ``off``; returns ``len(data)`` in bytes. In append mode the
         offset is ignored and the data goes to the end of the file."""
-        offset = _offset(offset)
+        offset = _off(off, offset)
         addr, n, keep = rbuf(data)
         h = self._acquire()
         try:
@@ -203,18 +204,19 @@ class File:
         del keep
         return r
 
-    def readv_at(self, buffers: Sequence[BytesLike], offset: int) -> int:
-        """Scatter read into writable ``buffers`` at ``offset``; returns the
-        bytes read (fewer than the total only at end of file)."""
-        return self._vectored(buffers, offset, True)
+    def readv_at(self, buffers: Sequence[BytesLike], off: Optional[int] = None, *,
+                 offset: Optional[int] = None) -> int:
+        """Scatter read into writable ``buffers`` at offset ``off``; returns
+        the bytes read (fewer than the total only at end of file)."""
+        return self._vectored(buffers, _off(off, offset), True)
 
-    def writev_at(self, buffers: Sequence[BytesLike], offset: int) -> int:
-        """Gather write of ``buffers`` at ``offset``; all or an error.
+    def writev_at(self, buffers: Sequence[BytesLike], off: Optional[int] = None, *,
+                  offset: Optional[int] = None) -> int:
+        """Gather write of ``buffers`` at offset ``off``; all or an error.
         Returns the total number of bytes written."""
-        return self._vectored(buffers, offset, False)
+        return self._vectored(buffers, _off(off, offset), False)
 
     def _vectored(self, buffers: Sequence[BytesLike], offset: int, read: bool) -> int:
-        offset = _offset(offset)
         buffers = list(buffers)
         if len(buffers) > L.RIO_IOV_MAX:
             raise ValueError(f"at most {L.RIO_IOV_MAX} buffers per call, got {len(buffers)}")
@@ -252,10 +254,10 @@ class File:
         """fdatasync(2): data (and the size) on stable storage."""
         self._simple(lib.rio_file_datasync)
 
-    def allocate(self, offset: int, length: int) -> None:
-        """Reserves ``length`` bytes at ``offset`` (fallocate mode 0; the file
-        grows to cover them)."""
-        self._simple(lib.rio_file_allocate, _offset(offset), _count(length, "length"))
+    def allocate(self, off: int, length: int) -> None:
+        """Reserves ``length`` bytes at offset ``off`` (fallocate mode 0; the
+        file grows to cover them)."""
+        self._simple(lib.rio_file_allocate, _offset(off), _count(length, "length"))
 
     def truncate(self, length: int) -> None:
         """Sets the file size to ``length`` bytes."""
@@ -264,6 +266,17 @@ class File:
     def size(self) -> int:
         """The file's size in bytes."""
         return self._simple(lib.rio_file_size)
+
+
+def _off(off: Any, offset: Any) -> int:
+    """The offset given positionally (``off``) or as ``offset=``."""
+    if off is None:
+        if offset is None:
+            raise TypeError("missing the file offset (off)")
+        off = offset
+    elif offset is not None:
+        raise TypeError("give the offset once: off or offset=")
+    return _offset(off)
 
 
 def _offset(offset: Any) -> int:

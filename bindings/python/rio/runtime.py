@@ -410,8 +410,8 @@ class Runtime:
         h = self._check_open()
         return submit(h, list(ops), check)
 
-    def open_wal(self, directory: Any, **config: Any) -> Wal:
-        """Opens (creating and recovering) the write-ahead log in ``directory``.
+    def open_wal(self, dir: Any, **config: Any) -> Wal:  # noqa: A002 (DESIGN.md's name)
+        """Opens (creating and recovering) the write-ahead log in directory ``dir``.
 
         Keyword arguments set ``rio_wal_config_t`` fields: ``batch_size``,
         ``flush_timeout_us``, ``sync_after_batch``, ``buffer_size``,
@@ -419,5 +419,5 @@ class Runtime:
         or ``"strict"``). See :class:`rio.Wal`.
         """
         self._check_open()
-        return Wal(self, directory, **config)
+        return Wal(self, dir, **config)
 

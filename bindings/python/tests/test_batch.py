@@ -109,6 +109,12 @@ def test_big_batch(rt: rio.Runtime, path) -> None:
         assert b"".join(res) == data
 
 
+def test_op_keywords(rt: rio.Runtime, path) -> None:
+    with rt.open(path, "w+") as f:
+        assert rt.submit_batch([rio.WriteOp(f, b"kw", off=3), rio.WriteOp(f, data=b"!", offset=0)]) == [2, 1]
+        assert rt.submit_batch([rio.ReadOp(f, 5, off=0), rio.ReadOp(file=f, buf_or_size=2, offset=3)]) == [b"!\0\0kw", b"kw"]
+
+
 def test_ops_reusable(rt: rio.Runtime, path) -> None:
     with rt.open(path, "w+") as f:
         w = rio.WriteOp(f, b"abc", 0)

@@ -131,6 +131,24 @@ def test_roundtrip_and_size(rt: rio.Runtime, path) -> None:
     assert path.stat().st_size == 101
 
 
+def test_keyword_names_from_design(rt: rio.Runtime, path) -> None:
+    """DESIGN.md's names: read_at(n, off), readinto_at(buf, off), write_at(data, off);
+    offset= is an alias."""
+    with rt.open(path=path, mode="w+", direct=False) as f:
+        assert f.write_at(data=b"abcdef", off=0) == 6
+        assert f.write_at(b"XY", offset=2) == 2
+        assert f.read_at(n=6, off=0) == b"abXYef"
+        assert f.read_at(2, offset=4) == b"ef"
+        buf = bytearray(2)
+        assert f.readinto_at(buf=buf, off=1) == 2 and buf == b"bX"
+        assert f.readinto_at(buf, offset=0) == 2 and buf == b"ab"
+        assert f.writev_at([b"1", b"2"], offset=0) == 2
+        with pytest.raises(TypeError):
+            f.read_at(1)
+        with pytest.raises(TypeError):
+            f.read_at(1, 0, offset=0)
+
+
 def test_short_read_only_at_eof(rt: rio.Runtime, path) -> None:
     path.write_bytes(b"0123456789")
     with rt.open(path, "r") as f:
