@@ -370,7 +370,8 @@ impl Inspector {
                 return ControlFlow::Continue(());
             }
             for p in pending.drain(..) {
-                if shown(report, &mut seg_report, &p).is_break() {
+                // Nothing more is shown once the visitor said stop.
+                if !stopped && shown(report, &mut seg_report, &p).is_break() {
                     stopped = true;
                 }
             }
