@@ -162,6 +162,11 @@ def test_config(rt: rio.Runtime, wal_dir: Path) -> None:
         rt.open_wal(wal_dir, recovery_mode="lenient")
     with pytest.raises(ValueError):
         rt.open_wal(wal_dir, batch_size=-1)
+    # Values the library rejects: EINVAL naming the field.
+    for field, value in (("segment_size", 100), ("batch_size", 0), ("flush_timeout_us", 2_000_000)):
+        with pytest.raises(OSError) as ei:
+            rt.open_wal(wal_dir, **{field: value})
+        assert ei.value.errno == errno.EINVAL and field in str(ei.value)
 
 
 def test_open_errors(rt: rio.Runtime, tmp_path: Path) -> None:
@@ -354,10 +359,11 @@ def test_torn_tail_rejected_when_strict(rt: rio.Runtime, wal_dir: Path) -> None:
 
 def test_corruption_before_tail(rt: rio.Runtime, wal_dir: Path) -> None:
     _write_log(rt, wal_dir, 10)
-    _flip_in_payload(wal_dir, entry(3, 256))
+    damaged = _flip_in_payload(wal_dir, entry(3, 256))
     with pytest.raises(OSError) as ei:
         rt.open_wal(wal_dir, recovery_mode="strict")
     assert ei.value.errno == errno.EBADMSG
+    assert damaged.name in str(ei.value)  # the message names the segment file
     # Tolerant mode must never return a corrupted entry.
     try:
         w = rt.open_wal(wal_dir)
