@@ -357,13 +357,6 @@ def candidate_paths(package_dir: Path = PACKAGE_DIR) -> List[Tuple[str, str]]:
     return out
 
 
-def _searched_places(package_dir: Path) -> List[str]:
-    places = [f"{package_dir}/librio.so* (next to the package)"]
-    for parent in [package_dir, *package_dir.parents]:
-        places.append(f"{parent}/target/{{release,debug}}/librio.so (build tree)")
-    return places
-
-
 def find_library(
     env: Optional[Mapping[str, str]] = None,
     package_dir: Path = PACKAGE_DIR,
@@ -372,7 +365,8 @@ def find_library(
     """Loads librio following the documented lookup order.
 
     Returns ``(handle, path_or_name)``. Raises :class:`LibraryNotFoundError`
-    listing every place that was tried. Parameters exist for the tests.
+    listing every place that was looked at, in order, and why each failed.
+    Parameters exist for the tests.
     """
     explicit = (os.environ if env is None else env).get("RIO_LIBRARY")
     if explicit:
@@ -384,18 +378,29 @@ def find_library(
                 f"cannot load librio from RIO_LIBRARY={explicit!r}: {e} "
                 "(unset RIO_LIBRARY to search next to the package, the build tree and the system loader)",
             ) from None
-    tried: List[str] = ["RIO_LIBRARY (not set)"]
-    for what, path in candidate_paths(package_dir):
+    failures: Dict[str, str] = {}
+    for _what, path in candidate_paths(package_dir):
         try:
             return loader(path), path
         except OSError as e:
-            tried.append(f"{path} ({what}): {e}")
-    # Say also where nothing was found at all, so the message is complete.
-    tried.extend(_searched_places(package_dir))
-    tried.append("ctypes.util.find_library('rio'), librio.so.0, librio.so (system loader)")
+            failures[path] = str(e)
+
+    def status(path: str) -> str:
+        return f"{path}: {failures[path]}" if path in failures else f"{path}: not found"
+
+    lines: List[str] = ["RIO_LIBRARY: not set", "next to the package:"]
+    beside = sorted(str(p) for p in package_dir.glob("librio.so*"))
+    lines += [f"  {status(p)}" for p in beside] or [f"  {package_dir / 'librio.so*'}: not found"]
+    lines.append("the build tree (walking up from the package):")
+    for parent in [package_dir, *package_dir.parents]:
+        for profile in ("release", "debug"):
+            lines.append(f"  {status(str(parent / 'target' / profile / 'librio.so'))}")
+    lines.append("the system loader (LD_LIBRARY_PATH, ld.so.cache, default paths):")
+    system = [p for w, p in candidate_paths(package_dir) if w == "system loader"]
+    lines += [f"  {status(p)}" for p in system]
     raise LibraryNotFoundError(
         _errno.ENOENT,
-        "cannot find librio.so; looked in:\n  " + "\n  ".join(tried)
+        "cannot find librio.so; looked in:\n  " + "\n  ".join(lines)
         + "\nbuild it with `make` (or `cargo build --release`) or set RIO_LIBRARY to its path",
     )
 
