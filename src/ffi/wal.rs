@@ -7,7 +7,7 @@ use std::mem::offset_of;
 use parking_lot::Mutex;
 
 use super::runtime::rio_runtime_t;
-use super::{c_path, check_buf, check_null, fail, ffi_boundary, finish, read_versioned};
+use super::{c_path, check_null, fail, ffi_boundary, finish, read_versioned};
 use crate::wal::{RecoveryMode, Wal, WalConfig, WalReader};
 use crate::Error;
 
@@ -110,6 +110,24 @@ impl rio_wal_config_t {
     }
 }
 
+/// The caller's bytes as a slice. The length is checked first, so no slice
+/// longer than an entry may be is ever formed over the caller's memory.
+///
+/// # Safety
+/// `data` is valid for `len` bytes (or `len` is 0).
+unsafe fn entry_bytes<'a>(what: impl FnOnce() -> String, data: *const c_void, len: usize) -> crate::Result<&'a [u8]> {
+    if len as u64 > RIO_WAL_MAX_ENTRY {
+        return Err(Error::invalid(format!("{}: {len} bytes exceed RIO_WAL_MAX_ENTRY ({RIO_WAL_MAX_ENTRY})", what())));
+    }
+    if len == 0 {
+        return Ok(&[]);
+    }
+    if data.is_null() {
+        return Err(Error::invalid(format!("{} is NULL with a non-zero length", what())));
+    }
+    Ok(unsafe { std::slice::from_raw_parts(data as *const u8, len) })
+}
+
 fn wal<'a>(w: *const rio_wal_t) -> &'a Wal {
     // SAFETY: callers check NULL first; the handle is live per the API contract.
     &unsafe { &*w }.0
@@ -175,9 +193,8 @@ fn store_seq(out: *mut u64, r: crate::Result<u64>) -> crate::Result<c_int> {
 pub extern "C" fn rio_wal_append(w: *mut rio_wal_t, data: *const c_void, len: usize, seq_out: *mut u64) -> c_int {
     ffi_boundary!("rio_wal_append", {
         check_null!("rio_wal_append", w);
-        check_buf!("rio_wal_append", data, len);
-        let bytes: &[u8] = if len == 0 { &[] } else { unsafe { std::slice::from_raw_parts(data as *const u8, len) } };
-        finish("rio_wal_append", store_seq(seq_out, wal(w).append(bytes)))
+        let r = unsafe { entry_bytes(|| "data".into(), data, len) }.and_then(|bytes| wal(w).append(bytes));
+        finish("rio_wal_append", store_seq(seq_out, r))
     })
 }
 
@@ -190,15 +207,7 @@ fn entry_slices<'a>(entries: *const rio_slice_t, n: usize) -> crate::Result<Vec<
         return Err(Error::invalid("n is 0: an atomic batch needs at least one entry"));
     }
     let slices = unsafe { std::slice::from_raw_parts(entries, n) };
-    slices
-        .iter()
-        .enumerate()
-        .map(|(i, s)| match (s.data.is_null(), s.len) {
-            (_, 0) => Ok(&[][..]),
-            (true, _) => Err(Error::invalid(format!("entries[{i}].data is NULL with a non-zero length"))),
-            (false, len) => Ok(unsafe { std::slice::from_raw_parts(s.data as *const u8, len) }),
-        })
-        .collect()
+    slices.iter().enumerate().map(|(i, s)| unsafe { entry_bytes(|| format!("entries[{i}].data"), s.data, s.len) }).collect()
 }
 
 /// Appends `n` entries atomically: after a crash all of them are recovered
