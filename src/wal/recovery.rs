@@ -83,6 +83,9 @@ fn scan(seg: &Segment, size: u64) -> Result<(Scan, RecordCursor)> {
     scan_with(seg, size, &mut |_, _, _| ControlFlow::Continue(()))
 }
 
+/// What `scan_with` shows each entry it accepts: its offset, header and payload.
+pub(super) type Visit<'a> = dyn FnMut(u64, &RecordHeader, &[u8]) -> ControlFlow<()> + 'a;
+
 /// `scan`, showing `visit` each entry it accepts (its offset, header and
 /// payload) before moving past it; entries of a batch that never completes
 /// are shown too (they lie beyond `committed_end`). `Break` stops the scan
@@ -90,7 +93,7 @@ fn scan(seg: &Segment, size: u64) -> Result<(Scan, RecordCursor)> {
 pub(super) fn scan_with(
     seg: &Segment,
     size: u64,
-    visit: &mut dyn FnMut(u64, &RecordHeader, &[u8]) -> ControlFlow<()>,
+    visit: &mut Visit<'_>,
 ) -> Result<(Scan, RecordCursor)> {
     let mut cursor = RecordCursor::new(SEGMENT_HEADER_SIZE, size, seg.salt);
     let mut expected = seg.first_seq;
