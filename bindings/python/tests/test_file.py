@@ -330,12 +330,26 @@ def test_is_a_directory(rt: rio.Runtime, tmp_path) -> None:
         rt.open(tmp_path, "r+")
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root bypasses file permissions")
 def test_permission_denied(rt: rio.Runtime, path) -> None:
     path.write_bytes(b"")
-    path.chmod(0o000)
-    with pytest.raises(PermissionError):
-        rt.open(path, "r")
+    if os.geteuid() != 0:
+        path.chmod(0o000)
+        with pytest.raises(PermissionError) as ei:
+            rt.open(path, "r")
+        assert ei.value.errno == errno.EACCES and str(path) in str(ei.value)
+        return
+    # root bypasses modes, but not the immutable attribute (EPERM).
+    import shutil
+    import subprocess
+    chattr = shutil.which("chattr")
+    if chattr is None or subprocess.run([chattr, "+i", str(path)], capture_output=True).returncode:
+        pytest.skip("running as root and cannot make a file immutable here")
+    try:
+        with pytest.raises(PermissionError) as ei:
+            rt.open(path, "r+")
+        assert ei.value.errno == errno.EPERM and str(path) in str(ei.value)
+    finally:
+        subprocess.run([chattr, "-i", str(path)], check=True)
 
 
 def test_error_messages_are_per_thread(rt: rio.Runtime, tmp_path) -> None:
