@@ -47,7 +47,7 @@ enum Command {
     #[command(after_help = AFTER_HELP)]
     Probe(ProbeArgs),
     /// Inspect a write-ahead log directory (read-only: nothing is changed).
-    #[command(subcommand)]
+    #[command(subcommand, after_help = AFTER_HELP)]
     Wal(WalCommand),
 }
 
