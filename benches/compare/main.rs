@@ -157,7 +157,8 @@ pub fn run_interleaved(units: &mut [Unit<'_>], opts: &Opts, warmup: Option<Durat
     }
     let mut failed = vec![false; units.len()];
     if let Some(w) = warmup {
-        for (i, u) in units.iter_mut().enumerate() {
+        // fio is a fresh process every run: nothing of it stays warm.
+        for (i, u) in units.iter_mut().enumerate().filter(|(_, u)| u.peer != FIO) {
             if let Err(e) = (u.run)(w) {
                 fail(res, u, &e);
                 failed[i] = true;
