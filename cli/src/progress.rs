@@ -41,6 +41,13 @@ impl Progress {
         }
     }
 
+    /// One that never draws.
+    pub fn disabled() -> Progress {
+        let mut p = Progress::new("", 0);
+        p.enabled = false;
+        p
+    }
+
     /// Reports `done_bytes` of the total and `entries` so far; cheap when
     /// called often (draws only when due).
     pub fn update(&mut self, done_bytes: u64, entries: u64) {

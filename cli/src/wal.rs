@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::io::{self, BufWriter, Write};
+use std::io::{self, BufWriter, IsTerminal, Write};
 use std::ops::ControlFlow;
 use std::path::Path;
 
@@ -34,6 +34,10 @@ fn inspect(
     let inspector = Inspector::open(&rt, dir)?;
     let total: u64 = inspector.segments().iter().map(|s| s.size).sum();
     let mut progress = Progress::new(what, total);
+    if what == "dump" && io::stdout().is_terminal() {
+        // The entries go to the same terminal: a progress line would garble them.
+        progress = Progress::disabled();
+    }
     let mut done_before = 0u64;
     let mut entries = 0u64;
     let report = inspector.run(opts, |event| match event {

@@ -241,6 +241,11 @@ fn verify_an_intact_log() {
     let per_segment: u64 = seg_list.iter().map(|s| s["entries"].as_u64().unwrap()).sum();
     assert_eq!(per_segment, 300);
 
+    // The thread-pool backend reads the same.
+    let o = rio_cmd().env("RUSTFS_ENABLE_IO_URING", "false").args(["wal", "verify", "--json"]).arg(tmp.path()).output().unwrap();
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(json(&o), v);
+
     let o = rio_cmd().args(["wal", "verify", "-v"]).arg(tmp.path()).output().unwrap();
     assert!(stdout(&o).contains("00000000000000000001.wal  first seq 1,"), "{}", stdout(&o));
 
