@@ -501,9 +501,10 @@ typedef struct {
    */
   uint64_t io_uring_enter_calls;
   /*
-   Lone reads served from the page cache without the ring.
+   Lone buffered I/O and syncs the io_uring backend ran as direct
+   syscalls (the ring would hand them to a kernel worker thread).
    */
-  uint64_t io_uring_inline_reads;
+  uint64_t io_uring_direct_ops;
   /*
    Calls run with blocking syscalls because a thread could not get a ring.
    */

@@ -294,10 +294,10 @@ impl Runtime {
         self.inner.faults.clone().map(FaultInjector)
     }
 
-    /// Lone reads the io_uring backend served from the page cache without
-    /// the ring (0 on the thread pool).
-    pub fn inline_reads(&self) -> u64 {
-        self.uring_counter(|u| &u.inline_reads)
+    /// Lone ops the io_uring backend ran as direct syscalls because the
+    /// ring could not run them asynchronously (0 on the thread pool).
+    pub fn direct_ops(&self) -> u64 {
+        self.uring_counter(|u| &u.direct_ops)
     }
 
     /// Prometheus text exposition of this runtime's metrics.
@@ -326,9 +326,9 @@ const URING_COUNTERS: [(&str, &str, fn(&UringBackend) -> &AtomicU64); 4] = [
     ("rio_io_uring_sqes_submitted_total", "SQEs handed to the kernel.", |u| &u.sqes_submitted),
     ("rio_io_uring_enter_calls_total", "io_uring_enter system calls.", |u| &u.enter_calls),
     (
-        "rio_io_uring_inline_reads_total",
-        "Lone reads served from the page cache by preadv2(RWF_NOWAIT) instead of the ring.",
-        |u| &u.inline_reads,
+        "rio_io_uring_direct_ops_total",
+        "Lone buffered I/O and syncs run as direct syscalls: the ring would hand them to a kernel worker.",
+        |u| &u.direct_ops,
     ),
     (
         "rio_io_uring_ring_failures_total",

@@ -131,11 +131,14 @@ fn child_fd_exhaustion() {
     };
     assert_eq!(err.errno(), libc::EMFILE, "{}", err.message());
     assert!(err.message().contains(&dir.path().display().to_string()), "{}", err.message());
-    // A new thread needs a ring (an fd) for its first I/O: there is none
+    // A new thread needs a ring (an fd) for its first batch: there is none
     // left, and its I/O still works, with blocking syscalls.
     std::thread::scope(|s| {
         s.spawn(|| {
-            first.write_at(b"still works", 0).unwrap();
+            let mut batch = rio::Batch::new();
+            batch.write(&first, b"still ", 0).unwrap();
+            batch.write(&first, b"works", 6).unwrap();
+            assert!(batch.submit(&rt).iter().all(|r| r.is_ok()));
             first.datasync().unwrap();
             let mut buf = [0u8; 11];
             assert_eq!(first.read_at(&mut buf, 0).unwrap(), 11);

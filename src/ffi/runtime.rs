@@ -269,8 +269,9 @@ pub struct rio_metrics_t {
     pub io_uring_sqes_submitted: u64,
     /// io_uring_enter system calls.
     pub io_uring_enter_calls: u64,
-    /// Lone reads served from the page cache without the ring.
-    pub io_uring_inline_reads: u64,
+    /// Lone buffered I/O and syncs the io_uring backend ran as direct
+    /// syscalls (the ring would hand them to a kernel worker thread).
+    pub io_uring_direct_ops: u64,
     /// Calls run with blocking syscalls because a thread could not get a ring.
     pub io_uring_ring_failures: u64,
     /// Per operation kind, indexed by RIO_METRIC_OP_*.
@@ -307,7 +308,7 @@ pub extern "C" fn rio_runtime_metrics(rt: *const rio_runtime_t, out: *mut rio_me
             batches: m.batches(),
             io_uring_sqes_submitted: rt.sqes_submitted(),
             io_uring_enter_calls: rt.uring_enter_calls(),
-            io_uring_inline_reads: rt.inline_reads(),
+            io_uring_direct_ops: rt.direct_ops(),
             io_uring_ring_failures: rt.uring_ring_failures(),
             ops,
         };

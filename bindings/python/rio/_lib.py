@@ -217,7 +217,7 @@ class rio_metrics_t(Structure):
         ("batches", c_uint64),
         ("io_uring_sqes_submitted", c_uint64),
         ("io_uring_enter_calls", c_uint64),
-        ("io_uring_inline_reads", c_uint64),
+        ("io_uring_direct_ops", c_uint64),
         ("io_uring_ring_failures", c_uint64),
         ("ops", rio_op_metrics_t * RIO_METRIC_OPS),
     ]

@@ -151,7 +151,7 @@ class Metrics:
     batches: int
     io_uring_sqes_submitted: int
     io_uring_enter_calls: int
-    io_uring_inline_reads: int
+    io_uring_direct_ops: int
     io_uring_ring_failures: int
     ops: Dict[str, OpMetrics]
 
@@ -303,7 +303,7 @@ class Runtime:
             batches=m.batches,
             io_uring_sqes_submitted=m.io_uring_sqes_submitted,
             io_uring_enter_calls=m.io_uring_enter_calls,
-            io_uring_inline_reads=m.io_uring_inline_reads,
+            io_uring_direct_ops=m.io_uring_direct_ops,
             io_uring_ring_failures=m.io_uring_ring_failures,
             ops=ops,
         )
