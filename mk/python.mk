@@ -16,8 +16,9 @@ $(VENV_PY):
 	$(PYTHON) -m venv $(VENV)
 
 python-venv: $(VENV_PY)
-	@$(VENV_PY) -c 'import pytest, setuptools, wheel' 2>/dev/null || \
-		$(VENV_PY) -m pip install -q --disable-pip-version-check pytest setuptools wheel
+	@# prometheus_client: the reference text-format parser validates rio's exposition.
+	@$(VENV_PY) -c 'import pytest, setuptools, wheel, prometheus_client' 2>/dev/null || \
+		$(VENV_PY) -m pip install -q --disable-pip-version-check pytest setuptools wheel prometheus_client
 	@# numpy only feeds the numpy-buffer test; without it that test is skipped (and says so).
 	@$(VENV_PY) -c 'import numpy' 2>/dev/null || \
 		$(VENV_PY) -m pip install -q --disable-pip-version-check --only-binary=:all: numpy || \
