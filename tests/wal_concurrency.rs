@@ -84,7 +84,7 @@ fn a_lone_appender_never_waits_for_the_flush_timeout() {
         std::thread::scope(|s| {
             for t in 0..4 {
                 let wal = &wal;
-                s.spawn(move || (0..10).for_each(|i| drop(wal.append(&payload(t, i, 10)).unwrap())));
+                s.spawn(move || (0..10).for_each(|i| { wal.append(&payload(t, i, 10)).unwrap(); }));
             }
         });
         let start = Instant::now();
@@ -103,7 +103,7 @@ fn queued_bytes_stay_within_the_buffer_size() {
         std::thread::scope(|s| {
             for t in 0..16 {
                 let wal = &wal;
-                s.spawn(move || (0..40).for_each(|i| drop(wal.append(&payload(t, i, 1000)).unwrap())));
+                s.spawn(move || (0..40).for_each(|i| { wal.append(&payload(t, i, 1000)).unwrap(); }));
             }
         });
         let stats = wal.stats();
@@ -127,7 +127,7 @@ fn readers_see_a_growing_consistent_prefix_while_appenders_run() {
         std::thread::scope(|s| {
             for t in 0..writers {
                 let wal = &wal;
-                s.spawn(move || (0..per_writer).for_each(|i| drop(wal.append(&payload(t, i, (i as usize * 37) % 700)).unwrap())));
+                s.spawn(move || (0..per_writer).for_each(|i| { wal.append(&payload(t, i, (i as usize * 37) % 700)).unwrap(); }));
             }
             let wal = &wal;
             s.spawn(move || {
@@ -303,7 +303,7 @@ fn stats_count_group_commits() {
         std::thread::scope(|s| {
             for t in 0..4 {
                 let wal = &wal;
-                s.spawn(move || (0..25).for_each(|i| drop(wal.append(&payload(t, i, 8)).unwrap())));
+                s.spawn(move || (0..25).for_each(|i| { wal.append(&payload(t, i, 8)).unwrap(); }));
             }
         });
         let stats = wal.stats();
