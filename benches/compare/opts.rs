@@ -11,8 +11,8 @@ usage: cargo bench --bench compare -- [options]      (or: make bench BENCH_ARGS=
   --workloads LIST      comma-separated workload ids or prefixes, or groups:
                         seed, direct, cached, files, wal, all (default all); see --list
   --peers LIST          rio-uring,rio-pool,std,tokio,fio (default: all)
-  --duration D          length of each timed run: 800ms, 1s, 2.5s (default 800ms)
-  --reps N              repetitions per peer and workload; medians are reported (default 3)
+  --duration D          length of each timed run: 500ms, 1s, 2.5s (default 500ms)
+  --reps N              repetitions per peer and workload; medians are reported (default 5)
   --file-size SIZE      O_DIRECT data file (default 1G; K/M/G suffixes)
   --cache-size SIZE     page-cache file for the cached-read workload (default 256M)
   --seed-mib N          the seed workload writes N x 1 MiB then fsyncs (default 100)
@@ -101,8 +101,8 @@ impl Opts {
             quick: false,
             workloads: vec!["all".into()],
             peers: super::ALL_PEERS.iter().map(|p| p.to_string()).collect(),
-            duration: Duration::from_millis(800),
-            reps: 3,
+            duration: Duration::from_millis(500),
+            reps: 5,
             file_size: 1 << 30,
             cache_size: 256 << 20,
             seed_mib: 100,

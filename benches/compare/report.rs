@@ -58,6 +58,21 @@ impl Report<'_> {
         }
     }
 
+    /// The largest (max - min) / median over the peers of a row: how much
+    /// to trust its last digit.
+    fn spread(&self, w: &str, peers: &[&str]) -> Option<f64> {
+        let metric = self.res.workloads.iter().find(|x| x.id == w)?.metric;
+        peers
+            .iter()
+            .filter_map(|p| {
+                let v: Vec<f64> = self.res.samples.get(&(w.to_string(), p.to_string()))?.iter().map(|s| metric.of(s)).collect();
+                let med = crate::median(v.clone())?;
+                let (lo, hi) = v.iter().fold((f64::MAX, f64::MIN), |(a, b), &x| (a.min(x), b.max(x)));
+                (med > 0.0 && v.len() > 1).then(|| (hi - lo) / med)
+            })
+            .fold(None, |acc: Option<f64>, x| Some(acc.map_or(x, |a| a.max(x))))
+    }
+
     fn loop_of(&self, wal_id: &str) -> Option<String> {
         let size = self.opts.wal_sizes.iter().copied().find(|s| {
             self.opts.wal_threads.iter().any(|t| wal::wal_id(*s, *t) == wal_id)
@@ -169,7 +184,7 @@ impl Report<'_> {
         let _ = writeln!(s);
         let _ = writeln!(
             s,
-            "Medians of {} interleaved runs of {} each{}; O_DIRECT file {} MiB, page-cache file {} MiB. Ratios are rio io_uring's rate over the peer's (> 1: rio is faster). Load average at start: {}.",
+            "Medians of {} interleaved runs of {} each{}; O_DIRECT file {} MiB, page-cache file {} MiB. Ratios are rio io_uring's rate over the peer's (> 1: rio is faster); spread is half the largest (max − min) / median of the row's peers. Load average at start: {}.",
             o.reps,
             fmt_dur(o.duration),
             if o.quick { " (--quick)" } else { "" },
@@ -182,9 +197,9 @@ impl Report<'_> {
             let _ = writeln!(s);
             let _ = writeln!(
                 s,
-                "| workload | unit | rio io_uring | rio thread pool | std | tokio::fs | fio io_uring | rio/pool | rio/std | rio/tokio | rio/fio |"
+                "| workload | unit | rio io_uring | rio thread pool | std | tokio::fs | fio io_uring | rio/pool | rio/std | rio/tokio | rio/fio | spread |"
             );
-            let _ = writeln!(s, "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
+            let _ = writeln!(s, "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
             for w in file_rows {
                 let u = self.res.median(&w.id, RIO_URING);
                 let _ = write!(s, "| {} | {} |", w.title, w.metric.unit());
@@ -194,7 +209,7 @@ impl Report<'_> {
                 for p in [RIO_POOL, STD, TOKIO, FIO] {
                     let _ = write!(s, " {} |", show_ratio(ratio(u, self.res.median(&w.id, p))));
                 }
-                let _ = writeln!(s);
+                let _ = writeln!(s, " {} |", show_spread(self.spread(&w.id, &ALL_PEERS)));
             }
         }
         let wal_rows: Vec<_> = self.res.workloads.iter().filter(|w| w.group == "wal").collect();
@@ -202,18 +217,19 @@ impl Report<'_> {
             let _ = writeln!(s);
             let _ = writeln!(
                 s,
-                "| WAL workload (durable appends) | rio io_uring | rio thread pool | write+fdatasync loop | rio/loop | pool/loop | entries per group commit | peak RSS rio (MiB) |"
+                "| WAL workload (durable appends) | rio io_uring | rio thread pool | write+fdatasync loop | rio/loop | pool/loop | entries per group commit | peak RSS rio (MiB) | spread |"
             );
-            let _ = writeln!(s, "|---|--:|--:|--:|--:|--:|--:|--:|");
+            let _ = writeln!(s, "|---|--:|--:|--:|--:|--:|--:|--:|--:|");
             for w in wal_rows {
                 if w.id.starts_with("wal-loop-") {
                     let rss = self.peak_rss(&w.id, STD).map(|k| format!("{:.1} (loop)", k as f64 / 1024.0));
                     let _ = writeln!(
                         s,
-                        "| {} | | | {} | | | 1 | {} |",
+                        "| {} | | | {} | | | 1 | {} | {} |",
                         w.title,
                         self.cell(&w.id, STD),
-                        rss.unwrap_or_else(|| "–".into())
+                        rss.unwrap_or_else(|| "–".into()),
+                        show_spread(self.spread(&w.id, &[STD]))
                     );
                     continue;
                 }
@@ -226,7 +242,7 @@ impl Report<'_> {
                 });
                 let _ = writeln!(
                     s,
-                    "| {} | {} | {} | {} | {} | {} | {} | {} |",
+                    "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                     w.title,
                     self.cell(&w.id, RIO_URING),
                     self.cell(&w.id, RIO_POOL),
@@ -234,7 +250,8 @@ impl Report<'_> {
                     show_ratio(ratio(self.res.median(&w.id, RIO_URING), lv)),
                     show_ratio(ratio(self.res.median(&w.id, RIO_POOL), lv)),
                     per_commit.unwrap_or_else(|| "–".into()),
-                    rss.unwrap_or_else(|| "–".into())
+                    rss.unwrap_or_else(|| "–".into()),
+                    show_spread(self.spread(&w.id, &[RIO_URING, RIO_POOL]))
                 );
             }
         }
@@ -454,6 +471,10 @@ impl Report<'_> {
         std::fs::write(out.join("chart.svg"), self.svg())?;
         Ok(())
     }
+}
+
+fn show_spread(s: Option<f64>) -> String {
+    s.map(|s| format!("±{:.0}%", s * 50.0)).unwrap_or_else(|| "–".into())
 }
 
 fn fmt_dur(d: Duration) -> String {
