@@ -146,7 +146,18 @@ fn child_sample(spec: &ChildSpec) -> Result<Sample, String> {
 }
 
 pub fn run_all(opts: &Opts, env: &Env, res: &mut Results) {
-    let chosen: Vec<Workload> = workloads(opts).into_iter().filter(|w| opts.selected(&w.id, w.group)).collect();
+    let all = workloads(opts);
+    // A WAL row is read against the loop of its entry size: select it too.
+    let sizes_needed: Vec<usize> = opts
+        .wal_sizes
+        .iter()
+        .copied()
+        .filter(|&s| opts.wal_threads.iter().any(|&t| opts.selected(&wal_id(s, t), "wal")))
+        .collect();
+    let chosen: Vec<Workload> = all
+        .into_iter()
+        .filter(|w| opts.selected(&w.id, w.group) || sizes_needed.iter().any(|&s| w.id == loop_id(s)))
+        .collect();
     if chosen.is_empty() {
         return;
     }
