@@ -140,10 +140,13 @@ impl Report<'_> {
                     let grew = b.saturating_sub(a);
                     (
                         format!(
-                            "{:.1} MiB after {n1} entries, {:.1} MiB after {n2} (+{:.1} MiB)",
+                            "{:.1} MiB after {n1} entries, {:.1} MiB after {n2} (+{:.1} MiB; {} threads × {} B, {} segment rotations)",
                             a as f64 / 1024.0,
                             b as f64 / 1024.0,
-                            grew as f64 / 1024.0
+                            grew as f64 / 1024.0,
+                            g["threads"],
+                            g["entry_size"],
+                            g["rotations"]
                         ),
                         Some(grew <= (a / 20).max(2048)),
                         Some(b as f64 / a.max(1) as f64),
