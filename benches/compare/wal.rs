@@ -116,7 +116,13 @@ impl ChildSpec {
 
 /// Runs a child and parses the JSON line it prints last.
 fn run_child(spec: &ChildSpec) -> Result<serde_json::Value, String> {
-    let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
+    // /proc/self/exe still runs this very program when `cargo build` has
+    // replaced the file meanwhile (other builds share target/).
+    let exe = if std::path::Path::new("/proc/self/exe").exists() {
+        PathBuf::from("/proc/self/exe")
+    } else {
+        std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?
+    };
     let _ = std::fs::remove_dir_all(&spec.dir);
     let out = Command::new(exe).args(spec.args()).output().map_err(|e| format!("cannot start child: {e}"))?;
     let _ = std::fs::remove_dir_all(&spec.dir);
