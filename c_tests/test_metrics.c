@@ -33,11 +33,23 @@ static void metrics_count(rio_runtime_t *rt) {
     CHECK(s->latency_sum_ns > 0);
     CHECK_EQ(after.ops[RIO_METRIC_OP_READ].bytes - before.ops[RIO_METRIC_OP_READ].bytes, 1000);
     CHECK_EQ(after.ops_in_flight, 0);
+    /* Lone buffered ops are direct syscalls; a batch goes through the ring. */
+    rio_op_t ops[2] = {
+        {.opcode = RIO_OP_WRITE, .file = f, .buf = buf, .len = 100, .offset = 0},
+        {.opcode = RIO_OP_READ, .file = f, .buf = buf + 100, .len = 100, .offset = 200},
+    };
+    CHECK_EQ(rio_submit_batch(rt, ops, 2), 2);
+    rio_metrics_t batched;
+    CHECK_EQ(rio_runtime_metrics(rt, &batched), 0);
+    CHECK_EQ(batched.batches - after.batches, 1);
     if (rio_runtime_backend(rt) == RIO_BACKEND_IO_URING) {
-        CHECK(after.io_uring_sqes_submitted > before.io_uring_sqes_submitted);
-        CHECK(after.io_uring_enter_calls > before.io_uring_enter_calls);
+        CHECK_EQ(after.io_uring_direct_ops - before.io_uring_direct_ops, 12);
+        CHECK_EQ(after.io_uring_sqes_submitted, before.io_uring_sqes_submitted);
+        CHECK_EQ(batched.io_uring_sqes_submitted - after.io_uring_sqes_submitted, 2);
+        CHECK(batched.io_uring_enter_calls > after.io_uring_enter_calls);
     } else {
-        CHECK_EQ(after.io_uring_sqes_submitted, 0);
+        CHECK_EQ(batched.io_uring_sqes_submitted, 0);
+        CHECK_EQ(batched.io_uring_direct_ops, 0);
     }
 
     /* A failing op is counted as an error of its kind. */
