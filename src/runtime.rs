@@ -10,6 +10,7 @@ use crate::engine::uring::{RingInfo, RingParams, UringBackend};
 use crate::engine::{Backend, BackendKind, Engine};
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
+use crate::wal::WalMetrics;
 
 /// Which backend to use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -74,6 +75,8 @@ pub(crate) struct RuntimeInner {
     pub caps: Capabilities,
     uring: Option<Arc<UringBackend>>,
     faults: Option<Arc<FaultBackend>>,
+    /// WALs opened on this runtime, for the Prometheus exposition.
+    wals: parking_lot::Mutex<Vec<std::sync::Weak<WalMetrics>>>,
 }
 
 /// Controls a runtime opened with `fault_injection`: rules that fail,
@@ -245,7 +248,7 @@ impl Runtime {
         };
         tracing::info!(backend = kind.name(), "runtime opened");
         let engine = Engine::new(backend, settings.max_concurrent_ops as usize, metrics);
-        Ok(Runtime { inner: Arc::new(RuntimeInner { engine, caps, uring, faults }) })
+        Ok(Runtime { inner: Arc::new(RuntimeInner { engine, caps, uring, faults, wals: Default::default() }) })
     }
 
     /// A runtime from defaults and the environment.
@@ -313,7 +316,20 @@ impl Runtime {
             out.push_str(&format!("{name} {}\n", self.uring_counter(counter)));
         }
         self.inner.engine.metrics.render(&mut out, self.inner.engine.in_flight());
+        let wals: Vec<Arc<WalMetrics>> = {
+            let mut registry = self.inner.wals.lock();
+            registry.retain(|w| w.strong_count() > 0);
+            registry.iter().filter_map(|w| w.upgrade()).collect()
+        };
+        crate::wal::metrics::render(&mut out, &wals);
         out
+    }
+
+    /// Lists a WAL's metrics in this runtime's exposition while it is open.
+    pub(crate) fn register_wal_metrics(&self, metrics: &Arc<WalMetrics>) {
+        let mut registry = self.inner.wals.lock();
+        registry.retain(|w| w.strong_count() > 0);
+        registry.push(Arc::downgrade(metrics));
     }
 
     pub(crate) fn engine(&self) -> &Engine {

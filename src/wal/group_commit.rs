@@ -25,6 +25,7 @@ use parking_lot::MutexGuard;
 use super::format::{record_size, RecordHeader, RECORD_HEADER_SIZE, SEAL_SIZE, SEGMENT_HEADER_SIZE};
 use super::recovery::{Recovered, SegmentMeta};
 use super::segment::Segment;
+use super::metrics::WalMetrics;
 use super::{Shared, WalConfig};
 use crate::error::{Error, Result};
 
@@ -240,7 +241,8 @@ impl State {
     }
 
     /// Refuses all further writes and fails every queued unit.
-    fn poison(&mut self, cause: Error, batch: Option<(u64, u64)>) {
+    fn poison(&mut self, cause: Error, batch: Option<(u64, u64)>, metrics: &WalMetrics) {
+        metrics.poisoned.store(true, std::sync::atomic::Ordering::Relaxed);
         tracing::error!(error = %cause, "wal poisoned: every later append and sync fails with EIO");
         if self.poison.is_none() {
             self.poison = Some(Poison { cause, batch });
@@ -280,7 +282,7 @@ impl State {
         }
     }
 
-    fn finish(&mut self, plan: &Plan, outcome: Result<Written>) {
+    fn finish(&mut self, plan: &Plan, outcome: Result<Written>, metrics: &WalMetrics) {
         self.pending_bytes = self.pending_bytes.saturating_sub(plan.bytes);
         self.last_batch_units = plan.units;
         match outcome {
@@ -290,6 +292,8 @@ impl State {
                 self.stats.entries += entries;
                 self.stats.largest_group = self.stats.largest_group.max(entries);
                 self.stats.rotations += u64::from(w.new_segment.is_some());
+                metrics.group_commit(entries, plan.bytes);
+                metrics.segments_created.fetch_add(u64::from(w.new_segment.is_some()), std::sync::atomic::Ordering::Relaxed);
                 if let Some(segment) = w.new_segment {
                     self.segments.push(SegmentMeta { first_seq: segment.first_seq, path: segment.path.clone() });
                     self.active = segment;
@@ -298,7 +302,7 @@ impl State {
                 self.acked_seq = plan.last_seq;
                 self.durable_seq = self.durable_seq.max(w.durable_seq);
             }
-            Err(e) => self.poison(e, Some((plan.first_seq, plan.last_seq))),
+            Err(e) => self.poison(e, Some((plan.first_seq, plan.last_seq)), metrics),
         }
     }
 }
@@ -386,7 +390,7 @@ impl Shared {
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.write_batch(&plan, &mut scratch)))
                 .unwrap_or_else(|payload| Err(panic_error(payload)))
         });
-        st.finish(&plan, outcome);
+        st.finish(&plan, outcome, &self.metrics);
         scratch.release();
         st.scratch = scratch;
         st.in_flight = None;
@@ -430,7 +434,7 @@ impl Shared {
         // units' slices, all valid until this returns (see `Unit`).
         unsafe { segment.file.writev_at_raw(iov.as_ptr(), iov.len(), offset) }.map_err(context)?;
         let durable_seq = if self.cfg.sync_after_batch {
-            segment.file.datasync().map_err(context)?;
+            self.timed_datasync(&segment).map_err(context)?;
             plan.last_seq
         } else {
             stamp
@@ -439,10 +443,18 @@ impl Shared {
         Ok(Written { new_segment, end: offset + plan.bytes, durable_seq })
     }
 
+    /// fdatasync of a segment, timed for the metrics.
+    fn timed_datasync(&self, segment: &Segment) -> Result<()> {
+        let start = Instant::now();
+        let result = segment.file.datasync();
+        self.metrics.fdatasync(start.elapsed());
+        result
+    }
+
     /// Seals the full segment, makes it durable, and creates the next one.
     fn rotate(&self, plan: &Plan) -> Result<Segment> {
         plan.segment.write_seal(plan.offset, plan.first_seq, plan.durable_seq)?;
-        plan.segment.file.datasync()?;
+        self.timed_datasync(&plan.segment)?;
         Segment::create(&self.rt, &self.dir, plan.first_seq, self.cfg.segment_size)
     }
 
@@ -457,7 +469,7 @@ impl Shared {
             }
             (st.active.clone(), st.acked_seq)
         };
-        let result = segment.file.datasync();
+        let result = self.timed_datasync(&segment);
         let mut st = self.state.lock();
         match result {
             Ok(()) => {
@@ -465,7 +477,7 @@ impl Shared {
                 Ok(())
             }
             Err(e) => {
-                st.poison(e.clone(), None);
+                st.poison(e.clone(), None, &self.metrics);
                 self.progress.notify_all();
                 Err(e)
             }

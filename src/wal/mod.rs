@@ -16,17 +16,20 @@ mod cursor;
 mod format;
 mod group_commit;
 pub mod inspect;
+pub mod metrics;
 mod reader;
 mod recovery;
 mod segment;
 
 use std::path::Path;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use parking_lot::{Condvar, Mutex};
 
 pub use format::MAX_ENTRY;
 pub use group_commit::WalStats;
+pub use metrics::WalMetrics;
 pub use reader::WalReader;
 
 use crate::error::{Error, Result};
@@ -117,6 +120,7 @@ pub(crate) struct Shared {
     joined: Condvar,
     /// Serializes removals of segment files with readers opening them.
     files: Mutex<()>,
+    metrics: Arc<WalMetrics>,
 }
 
 /// A write-ahead log. `Send + Sync`: share it (e.g. in an `Arc`) and append
@@ -152,6 +156,12 @@ impl Wal {
             next_seq = recovered.next_seq,
             "wal opened"
         );
+        let metrics = WalMetrics::new(path);
+        let first_seq = recovered.segments.first().map_or(recovered.next_seq, |s| s.first_seq);
+        metrics.recovered_entries.store(recovered.next_seq - first_seq, Ordering::Relaxed);
+        metrics.tail_bytes_cut.store(recovered.tail_bytes_cut, Ordering::Relaxed);
+        metrics.segments_created.store(u64::from(recovered.created_segment), Ordering::Relaxed);
+        rt.register_wal_metrics(&metrics);
         let state = State::new(recovered);
         let shared = Shared {
             rt: rt.clone(),
@@ -161,6 +171,7 @@ impl Wal {
             progress: Condvar::new(),
             joined: Condvar::new(),
             files: Mutex::new(()),
+            metrics,
         };
         Ok(Wal { shared: Arc::new(shared) })
     }
@@ -218,6 +229,11 @@ impl Wal {
         self.shared.state.lock().stats
     }
 
+    /// This log's metrics (also in the runtime's Prometheus exposition).
+    pub fn metrics(&self) -> &WalMetrics {
+        &self.shared.metrics
+    }
+
     /// The directory of the log.
     pub fn dir(&self) -> &Path {
         &self.shared.dir.path
@@ -249,6 +265,7 @@ impl Shared {
         for segment in &doomed {
             self.dir.remove(&segment.path)?;
             self.dir.sync()?;
+            self.metrics.segments_removed.fetch_add(1, Ordering::Relaxed);
             tracing::debug!(path = %segment.path.display(), "segment removed");
         }
         Ok(())

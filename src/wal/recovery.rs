@@ -38,6 +38,10 @@ pub(crate) struct Recovered {
     pub active: Segment,
     pub write_offset: u64,
     pub next_seq: u64,
+    /// Bytes of torn tail cut off.
+    pub tail_bytes_cut: u64,
+    /// A segment file was created (a new log, or after a sealed last segment).
+    pub created_segment: bool,
 }
 
 /// Where a segment scan stopped.
@@ -241,12 +245,12 @@ pub(super) fn missing_segment(seg: &Segment, want: u64) -> Error {
 }
 
 /// Decides what follows the last complete unit of the last segment, and
-/// cuts a torn tail. Returns the offset appends continue at.
-fn settle_tail(seg: &Segment, scan: &Scan, mut cursor: RecordCursor, cfg: &WalConfig) -> Result<u64> {
+/// cuts a torn tail. Returns the offset appends continue at and the bytes cut.
+fn settle_tail(seg: &Segment, scan: &Scan, mut cursor: RecordCursor, cfg: &WalConfig) -> Result<(u64, u64)> {
     match judge_tail(seg, scan, &mut cursor, cfg.recovery_mode)? {
-        Tail::Clean { at } => Ok(at),
+        Tail::Clean { at } => Ok((at, 0)),
         Tail::Corrupt(e) => Err(e),
-        Tail::Torn { at, why, .. } => {
+        Tail::Torn { at, end, why } => {
             tracing::warn!(
                 path = %seg.path.display(),
                 offset = at,
@@ -254,7 +258,7 @@ fn settle_tail(seg: &Segment, scan: &Scan, mut cursor: RecordCursor, cfg: &WalCo
                 "cutting the torn tail of the log"
             );
             seg.cut(at, cfg.segment_size)?;
-            Ok(at)
+            Ok((at, end.saturating_sub(at)))
         }
     }
 }
@@ -279,8 +283,9 @@ pub(crate) fn recover(rt: &Runtime, dir: &Directory, cfg: &WalConfig) -> Result<
             (Stop::Sealed { .. }, _) => expected_first = Some(scan.next_seq),
             (_, false) => return Err(unsealed(&seg, &scan)),
             (_, true) => {
-                let write_offset = settle_tail(&seg, &scan, cursor, cfg)?;
-                return Ok(Recovered { segments, active: seg, write_offset, next_seq: scan.next_seq });
+                let (write_offset, tail_bytes_cut) = settle_tail(&seg, &scan, cursor, cfg)?;
+                let next_seq = scan.next_seq;
+                return Ok(Recovered { segments, active: seg, write_offset, next_seq, tail_bytes_cut, created_segment: false });
             }
         }
     }
@@ -289,5 +294,5 @@ pub(crate) fn recover(rt: &Runtime, dir: &Directory, cfg: &WalConfig) -> Result<
     let next_seq = expected_first.unwrap_or(1);
     let active = Segment::create(rt, dir, next_seq, cfg.segment_size)?;
     segments.push(SegmentMeta { first_seq: next_seq, path: active.path.clone() });
-    Ok(Recovered { segments, active, write_offset: SEGMENT_HEADER_SIZE, next_seq })
+    Ok(Recovered { segments, active, write_offset: SEGMENT_HEADER_SIZE, next_seq, tail_bytes_cut: 0, created_segment: true })
 }

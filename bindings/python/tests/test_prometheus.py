@@ -48,3 +48,26 @@ def test_exposition_parses_and_is_well_formed(rt: rio.Runtime, path, tmp_path) -
     active = [s.labels["backend"] for s in fams["rio_backend_info"].samples if s.value == 1]
     assert active == [rt.backend]
     assert fams["rio_ops_in_flight"].samples[0].value == 0
+
+
+def test_wal_families_parse_with_the_wal_label(rt: rio.Runtime, tmp_path) -> None:
+    wal_dir = tmp_path / "wal"
+    with rt.open_wal(str(wal_dir), segment_size=8192) as wal:
+        for i in range(50):
+            wal.append(b"entry %d " % i + b"x" * 200)
+        wal.truncate_before(wal.last_seq)
+        fams = families(rt)
+        label = {"wal": str(wal_dir)}
+        def value(name: str, sample: str | None = None) -> float:
+            sample = sample or name
+            return next(s.value for s in fams[name].samples if s.name == sample and s.labels == label)
+        assert value("rio_wal_appends", "rio_wal_appends_total") == 50
+        assert value("rio_wal_segments_created", "rio_wal_segments_created_total") >= 2
+        assert value("rio_wal_segments_removed", "rio_wal_segments_removed_total") >= 1
+        assert value("rio_wal_poisoned") == 0
+        hist = fams["rio_wal_group_commit_entries"]
+        assert hist.type == "histogram"
+        count = next(s.value for s in hist.samples if s.name.endswith("_count") and s.labels == label)
+        inf = next(s.value for s in hist.samples if s.name.endswith("_bucket") and s.labels.get("le") == "+Inf")
+        assert count == inf >= 1
+        assert fams["rio_wal_fdatasync_seconds"].type == "histogram"
