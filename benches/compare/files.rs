@@ -238,6 +238,20 @@ fn prepare_file(path: &Path, size: u64) -> Result<(), String> {
     Ok(())
 }
 
+/// Whether the filesystem under `dir` accepts O_DIRECT opens.
+fn direct_supported(dir: &Path) -> Result<(), String> {
+    let probe = dir.join(".odirect-probe");
+    let r = OpenOptions::new().write(true).create(true).truncate(true).custom_flags(libc::O_DIRECT).open(&probe);
+    let _ = std::fs::remove_file(&probe);
+    match r {
+        Ok(_) => Ok(()),
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+            Err(format!("the filesystem under {} does not support O_DIRECT", dir.display()))
+        }
+        Err(e) => Err(format!("{}: {e}", probe.display())),
+    }
+}
+
 /// Reads the whole file so it sits in the page cache.
 fn warm_cache(path: &Path) -> Result<(), String> {
     let mut f = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -489,9 +503,16 @@ pub fn run_all(opts: &Opts, env: &Env, res: &mut Results) {
     if chosen.is_empty() {
         return;
     }
+    let mut chosen = chosen;
     let need_direct = chosen.iter().any(|f| matches!(f.kind, Kind::Io(s) if s.direct));
     if need_direct {
-        if let Err(e) = prepare_file(&env.direct_path, opts.file_size) {
+        if let Err(why) = direct_supported(&env.dir) {
+            // Not the library's fault (tmpfs before 6.6, some FUSE/9p): say so, go on.
+            let msg = format!("O_DIRECT workloads skipped: {why}");
+            eprintln!("bench: WARNING {msg}");
+            res.warnings.push(msg);
+            chosen.retain(|f| !matches!(f.kind, Kind::Io(s) if s.direct));
+        } else if let Err(e) = prepare_file(&env.direct_path, opts.file_size) {
             res.errors.push(format!("preparing the O_DIRECT file: {e}"));
             return;
         }
