@@ -103,6 +103,13 @@
 #define RIO_FAULT_DELAY 2
 
 /*
+ The machine loses power just before the operation runs, as
+ rio_runtime_simulate_power_loss(rt, crash_mode, seed) would: it and every
+ later operation fail with -EIO. Crash at the Nth fdatasync, say.
+ */
+#define RIO_FAULT_POWER_LOSS 3
+
+/*
  Every change since the file's last sync is lost.
  */
 #define RIO_CRASH_DISCARD_ALL 0
@@ -354,6 +361,14 @@ typedef struct {
    Microseconds for RIO_FAULT_DELAY.
    */
   uint64_t delay_us;
+  /*
+   RIO_CRASH_* for RIO_FAULT_POWER_LOSS (default RIO_CRASH_DISCARD_ALL).
+   */
+  uint32_t crash_mode;
+  /*
+   Seed of RIO_CRASH_TORN_PREFIX for RIO_FAULT_POWER_LOSS.
+   */
+  uint64_t seed;
 } rio_fault_t;
 
 /*

@@ -34,6 +34,10 @@ pub enum FaultAction {
     Short,
     /// The operation is delayed before it runs.
     Delay(Duration),
+    /// The machine loses power just before the operation would run
+    /// (`crash` with this mode): the operation and everything after it
+    /// fail with EIO.
+    PowerLoss(CrashMode),
 }
 
 /// Fail (or shorten, or delay) operations `nth..nth+count` (1-based,
@@ -297,10 +301,20 @@ impl Backend for FaultBackend {
         }
         let mut plain = Vec::new();
         for (i, op) in ops.iter_mut().enumerate() {
-            self.journal_before(op);
             match self.action_for(op.code()) {
-                Some(action) => run_faulted(op, action),
-                None => plain.push(i),
+                Some(FaultAction::PowerLoss(mode)) => {
+                    self.crash(mode);
+                    ops.iter_mut().for_each(|op| op.result = -(libc::EIO as i64));
+                    return;
+                }
+                Some(action) => {
+                    self.journal_before(op);
+                    run_faulted(op, action)
+                }
+                None => {
+                    self.journal_before(op);
+                    plain.push(i)
+                }
             }
         }
         if !plain.is_empty() {

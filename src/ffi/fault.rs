@@ -33,6 +33,10 @@ pub const RIO_FAULT_ERROR: u32 = 0;
 pub const RIO_FAULT_SHORT: u32 = 1;
 /// The operation is delayed by `delay_us` first.
 pub const RIO_FAULT_DELAY: u32 = 2;
+/// The machine loses power just before the operation runs, as
+/// rio_runtime_simulate_power_loss(rt, crash_mode, seed) would: it and every
+/// later operation fail with -EIO. Crash at the Nth fdatasync, say.
+pub const RIO_FAULT_POWER_LOSS: u32 = 3;
 
 /// Every change since the file's last sync is lost.
 pub const RIO_CRASH_DISCARD_ALL: u32 = 0;
@@ -59,6 +63,10 @@ pub struct rio_fault_t {
     pub error: c_int,
     /// Microseconds for RIO_FAULT_DELAY.
     pub delay_us: u64,
+    /// RIO_CRASH_* for RIO_FAULT_POWER_LOSS (default RIO_CRASH_DISCARD_ALL).
+    pub crash_mode: u32,
+    /// Seed of RIO_CRASH_TORN_PREFIX for RIO_FAULT_POWER_LOSS.
+    pub seed: u64,
 }
 
 impl rio_fault_t {
@@ -71,6 +79,8 @@ impl rio_fault_t {
             action: RIO_FAULT_ERROR,
             error: libc::EIO,
             delay_us: 0,
+            crash_mode: RIO_CRASH_DISCARD_ALL,
+            seed: 0,
         }
     }
 
@@ -90,12 +100,21 @@ impl rio_fault_t {
             RIO_FAULT_ERROR => return Err(Error::invalid(format!("fault.error: {} is not a positive errno", self.error))),
             RIO_FAULT_SHORT => FaultAction::Short,
             RIO_FAULT_DELAY => FaultAction::Delay(Duration::from_micros(self.delay_us)),
+            RIO_FAULT_POWER_LOSS => FaultAction::PowerLoss(crash_mode(self.crash_mode, self.seed)?),
             other => return Err(Error::invalid(format!("fault.action: unknown value {other}"))),
         };
         if self.nth == 0 {
             return Err(Error::invalid("fault.nth: operations are counted from 1"));
         }
         Ok(FaultRule { op, nth: self.nth, count: self.count, action })
+    }
+}
+
+fn crash_mode(mode: u32, seed: u64) -> crate::Result<CrashMode> {
+    match mode {
+        RIO_CRASH_DISCARD_ALL => Ok(CrashMode::DiscardAll),
+        RIO_CRASH_TORN_PREFIX => Ok(CrashMode::TornPrefix { seed }),
+        other => Err(Error::invalid(format!("crash mode: unknown value {other}"))),
     }
 }
 
@@ -150,12 +169,7 @@ pub extern "C" fn rio_runtime_clear_faults(rt: *mut rio_runtime_t) -> c_int {
 pub extern "C" fn rio_runtime_simulate_power_loss(rt: *mut rio_runtime_t, mode: u32, seed: u64) -> c_int {
     ffi_boundary!("rio_runtime_simulate_power_loss", {
         check_null!("rio_runtime_simulate_power_loss", rt);
-        let mode = match mode {
-            RIO_CRASH_DISCARD_ALL => Ok(CrashMode::DiscardAll),
-            RIO_CRASH_TORN_PREFIX => Ok(CrashMode::TornPrefix { seed }),
-            other => Err(Error::invalid(format!("mode: unknown value {other}"))),
-        };
-        let r = mode.and_then(|m| injector(rt).map(|i| i.crash(m)));
+        let r = crash_mode(mode, seed).and_then(|m| injector(rt).map(|i| i.crash(m)));
         finish("rio_runtime_simulate_power_loss", r.map(|_| 0))
     })
 }
