@@ -100,6 +100,7 @@ RIO_FAULT_ON_FTRUNCATE = 6
 RIO_FAULT_ERROR = 0
 RIO_FAULT_SHORT = 1
 RIO_FAULT_DELAY = 2
+RIO_FAULT_POWER_LOSS = 3
 
 RIO_CRASH_DISCARD_ALL = 0
 RIO_CRASH_TORN_PREFIX = 1
@@ -172,6 +173,8 @@ class rio_fault_t(Structure):
         ("action", c_uint32),
         ("error", c_int),
         ("delay_us", c_uint64),
+        ("crash_mode", c_uint32),
+        ("seed", c_uint64),
     ]
 
 

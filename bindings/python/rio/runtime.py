@@ -52,6 +52,7 @@ FAULT_ACTIONS: Dict[str, int] = {
     "error": L.RIO_FAULT_ERROR,
     "short": L.RIO_FAULT_SHORT,
     "delay": L.RIO_FAULT_DELAY,
+    "power_loss": L.RIO_FAULT_POWER_LOSS,
 }
 CRASH_MODES: Dict[str, int] = {
     "discard_all": L.RIO_CRASH_DISCARD_ALL,
@@ -335,12 +336,16 @@ class Runtime:
         nth: int = 1,
         count: int = 1,
         delay_us: int = 0,
+        crash_mode: Union[str, int] = "discard_all",
+        seed: int = 0,
     ) -> None:
         """Adds a fault rule: operations of kind ``target`` (``"any"``,
         ``"read"``, ``"write"``, ``"fsync"``, ``"fdatasync"``, ``"fallocate"``,
         ``"ftruncate"``), from the ``nth`` matching one on, ``count`` of them
         (0 = all), fail with ``error`` (``action="error"``), move half of what
-        is left per attempt (``"short"``) or wait ``delay_us`` (``"delay"``).
+        is left per attempt (``"short"``), wait ``delay_us`` (``"delay"``), or
+        lose power just before running (``"power_loss"``, with ``crash_mode``
+        and ``seed`` as in :meth:`simulate_power_loss`).
         ``OSError(EOPNOTSUPP)`` unless opened with ``fault_injection=True``.
         """
         h = self._check_open()
@@ -352,6 +357,8 @@ class Runtime:
         f.nth = int(nth)
         f.count = int(count)
         f.delay_us = int(delay_us)
+        f.crash_mode = _enum(crash_mode, CRASH_MODES, "crash_mode")
+        f.seed = int(seed)
         with h as rt:
             rc = lib.rio_runtime_add_fault(rt, ctypes.byref(f))
             if rc < 0:

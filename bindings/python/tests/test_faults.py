@@ -211,3 +211,18 @@ def test_enable_logging(backend: str, caplog: pytest.LogCaptureFixture) -> None:
     assert any("runtime opened" in rec.getMessage() for rec in caplog.records)
     with pytest.raises(ValueError):
         rio.set_log_callback(print, "loud")
+
+
+def test_power_loss_at_the_nth_fdatasync(backend: str, tmp_path) -> None:
+    with rio.Runtime(backend, fault_injection=True) as rt:
+        wal_dir = tmp_path / "wal"
+        with rt.open_wal(str(wal_dir)) as wal:
+            assert wal.append(b"kept") == 1
+            rt.add_fault("fdatasync", action="power_loss", nth=1, crash_mode="torn_prefix", seed=7)
+            with pytest.raises(OSError) as e:
+                wal.append(b"lost")
+            assert e.value.errno == errno.EIO
+            with pytest.raises(OSError):
+                wal.close()
+    with rio.Runtime(backend) as rt, rt.open_wal(str(wal_dir)) as wal:
+        assert [d for _, d in wal.replay()] == [b"kept"]
