@@ -183,3 +183,46 @@ fn child_zero_memlock() {
 fn zero_memlock_limit_still_uses_io_uring() {
     run_child("child_zero_memlock");
 }
+
+#[test]
+fn disk_full_poisons_the_wal_and_reopening_recovers_every_acknowledged_entry() {
+    let Some(fs) = Mount::new("ext4", 8) else { return };
+    for backend in BACKENDS {
+        let rt = runtime(backend);
+        let dir = fs.path().join(format!("wal-{backend:?}"));
+        // Space to give back after the disk fills.
+        let filler = fs.path().join("filler");
+        std::fs::write(&filler, vec![1u8; 2 << 20]).unwrap();
+        let cfg = rio::WalConfig { segment_size: 1 << 20, ..Default::default() };
+        let wal = rio::Wal::open(&rt, &dir, cfg.clone()).unwrap();
+        let mut acked = Vec::new();
+        let err = loop {
+            let entry = pattern(60_000, acked.len() as u64);
+            match wal.append(&entry) {
+                Ok(seq) => acked.push((seq, entry)),
+                Err(e) => break e,
+            }
+            assert!(acked.len() < 1000, "an 8 MiB filesystem took 60 MB of log");
+        };
+        assert_eq!(err.errno(), libc::ENOSPC, "{}", err.message());
+        assert!(err.message().contains(&dir.display().to_string()), "{}", err.message());
+        let poisoned = wal.append(b"after").unwrap_err();
+        assert_eq!(poisoned.errno(), libc::EIO, "{}", poisoned.message());
+        assert!(poisoned.message().contains("poisoned"), "{}", poisoned.message());
+        drop(wal);
+        std::fs::remove_file(&filler).unwrap();
+        let wal = rio::Wal::open(&rt, &dir, cfg).unwrap();
+        let mut reader = wal.reader(1).unwrap();
+        for (seq, entry) in &acked {
+            let (got, data) = reader.next().unwrap().expect("an acknowledged entry is missing");
+            assert_eq!(got, *seq);
+            assert!(data == &entry[..], "entry {seq} differs");
+        }
+        let next = wal.append(b"space again").unwrap();
+        assert!(next > acked.last().unwrap().0);
+        println!("{backend:?}: {} entries acknowledged before ENOSPC, all recovered", acked.len());
+        drop(reader);
+        drop(wal);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
