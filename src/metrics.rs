@@ -254,6 +254,11 @@ impl Metrics {
     }
 }
 
+/// A label value in the text format: backslash, quote and newline escaped.
+pub(crate) fn escape_label(value: &str) -> String {
+    value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
 /// Writes the `# HELP` / `# TYPE` header of a metric family.
 pub(crate) fn family(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}");

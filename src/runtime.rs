@@ -311,6 +311,16 @@ impl Runtime {
             let on = u8::from(kind == self.backend());
             out.push_str(&format!("rio_backend_info{{backend=\"{}\"}} {on}\n", kind.name()));
         }
+        crate::metrics::family(
+            &mut out,
+            "rio_io_uring_unavailable_info",
+            "gauge",
+            "1, labelled with the reason, when io_uring is not in use (setup failed or the thread pool was requested).",
+        );
+        if let Some(reason) = &self.capabilities().io_uring_unavailable_reason {
+            let reason = crate::metrics::escape_label(reason);
+            out.push_str(&format!("rio_io_uring_unavailable_info{{reason=\"{reason}\"}} 1\n"));
+        }
         for (name, help, counter) in URING_COUNTERS {
             crate::metrics::family(&mut out, name, "counter", help);
             out.push_str(&format!("{name} {}\n", self.uring_counter(counter)));
@@ -338,7 +348,7 @@ impl Runtime {
 }
 
 /// The io_uring backend's counters, as Prometheus families (0 on the pool).
-const URING_COUNTERS: [(&str, &str, fn(&UringBackend) -> &AtomicU64); 4] = [
+const URING_COUNTERS: [(&str, &str, fn(&UringBackend) -> &AtomicU64); 5] = [
     ("rio_io_uring_sqes_submitted_total", "SQEs handed to the kernel.", |u| &u.sqes_submitted),
     ("rio_io_uring_enter_calls_total", "io_uring_enter system calls.", |u| &u.enter_calls),
     (
@@ -350,6 +360,11 @@ const URING_COUNTERS: [(&str, &str, fn(&UringBackend) -> &AtomicU64); 4] = [
         "rio_io_uring_ring_failures_total",
         "Calls run with blocking syscalls because no ring could be created for the thread (EMFILE, ENOMEM).",
         |u| &u.ring_failures,
+    ),
+    (
+        "rio_io_uring_busy_retries_total",
+        "io_uring_enter calls that returned EBUSY/EAGAIN/EINTR and were retried after reaping completions.",
+        |u| &u.busy_retries,
     ),
 ];
 

@@ -319,6 +319,10 @@ fn io_uring_is_really_used() {
     assert!(batch.submit(&pool).iter().all(|r| r.is_ok()));
     assert_eq!(pool.sqes_submitted(), 0);
     assert!(pool.capabilities().io_uring_unavailable_reason.as_deref().unwrap().contains("thread_pool"));
+    assert!(pool
+        .metrics_prometheus()
+        .contains("rio_io_uring_unavailable_info{reason=\"thread_pool backend requested in the runtime config\"} 1\n"));
+    assert!(!rt.metrics_prometheus().contains("rio_io_uring_unavailable_info{"));
 }
 
 /// Installs a seccomp filter that makes io_uring_setup fail with EPERM, as

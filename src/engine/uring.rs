@@ -110,6 +110,9 @@ pub(crate) struct UringBackend {
     pub direct_ops: AtomicU64,
     /// Calls that ran with blocking syscalls because no ring could be created.
     pub ring_failures: AtomicU64,
+    /// io_uring_enter calls that returned EBUSY/EAGAIN/EINTR and were retried
+    /// after reaping (CQ backpressure, memory pressure, signals).
+    pub busy_retries: AtomicU64,
 }
 
 /// A thread's handle on one runtime's ring; removes the ring from the
@@ -204,6 +207,7 @@ impl UringBackend {
             enter_calls: AtomicU64::new(0),
             direct_ops: AtomicU64::new(0),
             ring_failures: AtomicU64::new(0),
+            busy_retries: AtomicU64::new(0),
         })
     }
 
@@ -311,7 +315,9 @@ impl UringBackend {
             let consumed = flight.account_consumed(ring);
             self.sqes_submitted.fetch_add(consumed as u64, Ordering::Relaxed);
             if let Err(e) = entered {
-                if !is_transient(&e) {
+                if is_transient(&e) {
+                    self.busy_retries.fetch_add(1, Ordering::Relaxed);
+                } else {
                     let errno = e.raw_os_error().unwrap_or(libc::EIO);
                     unsafe { flight.abandon(ring, ops, progress, errno) };
                     return Err(errno);

@@ -31,7 +31,7 @@ pub struct WalMetrics {
 
 impl WalMetrics {
     pub(crate) fn new(dir: &std::path::Path) -> Arc<WalMetrics> {
-        let label = dir.display().to_string().replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n");
+        let label = crate::metrics::escape_label(&dir.display().to_string());
         Arc::new(WalMetrics { label, ..Default::default() })
     }
 
