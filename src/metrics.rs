@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 
-use crate::engine::{Op, OpCode};
+use crate::engine::{Op, OpCode, OpKind};
 
 /// Latency bucket upper bounds: 1 µs · 2^k, k = 0..=24 (1 µs .. ~16.8 s).
 const LATENCY_BUCKETS: usize = 25;
@@ -134,10 +134,10 @@ thread_local! {
     static SAMPLER: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
 }
 
-/// Whether to time this submission, and the weight of its latency sample.
-pub(crate) fn latency_weight(ops: &[Op]) -> Option<u64> {
-    let lone_rw = matches!(ops, [op] if matches!(op.code().family(), OpCode::Read | OpCode::Write));
-    if !lone_rw {
+/// Whether to time a lone op, and the weight of its latency sample.
+#[inline]
+pub(crate) fn latency_weight(op: &Op) -> Option<u64> {
+    if !matches!(op.kind, OpKind::Read { .. } | OpKind::Write { .. } | OpKind::Readv { .. } | OpKind::Writev { .. }) {
         return Some(1);
     }
     // A random (xorshift) rather than periodic choice, so a caller's own
@@ -156,22 +156,18 @@ pub(crate) fn latency_weight(ops: &[Op]) -> Option<u64> {
 }
 
 impl Metrics {
-    /// Records a chunk of ops that completed together, with their latency
-    /// when the submission was timed: (elapsed, sample weight).
-    pub(crate) fn record_batch(&self, ops: &[Op], timed: Option<(Duration, u64)>) {
-        let latency_ns = timed.map(|(elapsed, weight)| (elapsed.as_nanos() as u64, weight));
-        if let [op] = ops {
-            self.record_op(op, latency_ns);
-            return;
-        }
+    /// Records a batch of ops that completed together in `elapsed`.
+    pub(crate) fn record_batch(&self, ops: &[Op], elapsed: Duration) {
+        let ns = elapsed.as_nanos() as u64;
         for op in ops {
-            self.record_op(op, latency_ns);
+            self.record_op(op, Some((ns, 1)));
         }
         self.batch_size.record(ops.len() as u64, 1, 1);
     }
 
+    /// Records one op, with its latency (ns, sample weight) when timed.
     #[inline(always)]
-    fn record_op(&self, op: &Op, latency_ns: Option<(u64, u64)>) {
+    pub(crate) fn record_op(&self, op: &Op, latency_ns: Option<(u64, u64)>) {
         let s = &self.ops[op.code().index()];
         s.count.fetch_add(1, Relaxed);
         if let Some((ns, weight)) = latency_ns {

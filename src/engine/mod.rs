@@ -311,26 +311,49 @@ impl Engine {
     /// # Safety
     /// Every pointer in `ops` must be valid for its length until this returns.
     pub unsafe fn execute(&self, ops: &mut [Op]) {
+        if let [op] = ops {
+            return unsafe { self.execute_single(op) };
+        }
         for chunk in ops.chunks_mut(self.limit.capacity()) {
             let _permits = self.limit.acquire(chunk.len());
-            let weight = crate::metrics::latency_weight(chunk);
-            let start = weight.map(|_| Instant::now());
+            let start = Instant::now();
             unsafe { self.backend.execute(chunk) };
-            let timed = start.zip(weight).map(|(s, w)| (s.elapsed(), w));
-            self.metrics.record_batch(chunk, timed);
-            let slow = timed.is_some_and(|(elapsed, _)| elapsed >= SLOW_SYNC);
-            if slow && chunk.iter().any(|op| matches!(op.kind, OpKind::Fsync | OpKind::Fdatasync)) {
-                let elapsed = timed.map_or(0, |(e, _)| e.as_millis() as u64);
-                tracing::warn!(elapsed_ms = elapsed, ops = chunk.len(), "slow fsync/fdatasync");
+            let elapsed = start.elapsed();
+            self.metrics.record_batch(chunk, elapsed);
+            self.warn_if_slow_sync(chunk, elapsed);
+        }
+    }
+
+    /// The common case, kept short: one op, timed only when sampled.
+    #[inline]
+    unsafe fn execute_single(&self, op: &mut Op) {
+        let _permit = self.limit.acquire(1);
+        match crate::metrics::latency_weight(op) {
+            None => {
+                unsafe { self.backend.execute(std::slice::from_mut(op)) };
+                self.metrics.record_op(op, None);
             }
+            Some(weight) => {
+                let start = Instant::now();
+                unsafe { self.backend.execute(std::slice::from_mut(op)) };
+                let elapsed = start.elapsed();
+                self.metrics.record_op(op, Some((elapsed.as_nanos() as u64, weight)));
+                self.warn_if_slow_sync(std::slice::from_ref(op), elapsed);
+            }
+        }
+    }
+
+    fn warn_if_slow_sync(&self, ops: &[Op], elapsed: std::time::Duration) {
+        if elapsed >= SLOW_SYNC && ops.iter().any(|op| matches!(op.kind, OpKind::Fsync | OpKind::Fdatasync)) {
+            tracing::warn!(elapsed_ms = elapsed.as_millis() as u64, ops = ops.len(), "slow fsync/fdatasync");
         }
     }
 
     /// Runs one op and returns its result.
     pub unsafe fn execute_one(&self, op: Op) -> i64 {
-        let mut ops = [op];
-        unsafe { self.execute(&mut ops) };
-        ops[0].result
+        let mut op = op;
+        unsafe { self.execute_single(&mut op) };
+        op.result
     }
 }
 
