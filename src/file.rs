@@ -163,17 +163,17 @@ impl DiskFile {
     }
 
     fn check_aligned(&self, kind: OpKind, offset: u64, a: DioAlign) -> Result<()> {
-        let bufs: Vec<(usize, usize)> = match kind {
-            OpKind::Read { buf, len } => vec![(buf as usize, len)],
-            OpKind::Write { buf, len } => vec![(buf as usize, len)],
-            OpKind::Readv { iov, iovcnt } | OpKind::Writev { iov, iovcnt } => {
-                crate::engine::iov_slice(iov, iovcnt).iter().map(|v| (v.iov_base as usize, v.iov_len)).collect()
-            }
-            _ => return Ok(()),
-        };
         let (mem, off) = (a.memory.max(1) as usize, a.offset.max(1) as u64);
+        let bad = |addr: usize, len: usize| addr % mem != 0 || len as u64 % off != 0;
         let misaligned = offset % off != 0
-            || bufs.iter().any(|&(addr, len)| addr % mem != 0 || len as u64 % off != 0);
+            || match kind {
+                OpKind::Read { buf, len } => bad(buf as usize, len),
+                OpKind::Write { buf, len } => bad(buf as usize, len),
+                OpKind::Readv { iov, iovcnt } | OpKind::Writev { iov, iovcnt } => {
+                    crate::engine::iov_slice(iov, iovcnt).iter().any(|v| bad(v.iov_base as usize, v.iov_len))
+                }
+                _ => false,
+            };
         if misaligned {
             return Err(Error::invalid(format!(
                 "{}: O_DIRECT needs buffers aligned to {} bytes and offsets/lengths to multiples of {} bytes (offset {offset})",
