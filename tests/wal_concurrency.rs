@@ -261,6 +261,29 @@ fn a_failed_write_fails_its_batch_and_poisons_the_log() {
 }
 
 #[test]
+fn eintr_and_eagain_underneath_never_surface() {
+    each_backend(|rt, dir| {
+        let faulty = faulty_runtime(rt);
+        let wal = Wal::open(&faulty, dir, WalConfig { segment_size: 16384, ..Default::default() }).unwrap();
+        let faults = faulty.fault_injector().unwrap();
+        faults.add_rule(FaultRule { op: Some(OpCode::Write), nth: 1, count: 0, action: FaultAction::Error(libc::EINTR) });
+        faults.add_rule(FaultRule { op: Some(OpCode::Fdatasync), nth: 1, count: 0, action: FaultAction::Error(libc::EAGAIN) });
+        faults.add_rule(FaultRule { op: Some(OpCode::Fallocate), nth: 1, count: 0, action: FaultAction::Error(libc::EINTR) });
+        for i in 0..40u64 {
+            assert_eq!(wal.append(&payload(2, i, 500)).unwrap(), i + 1, "a retried error surfaced");
+        }
+        assert!(append_together(&wal, 6).iter().all(|r| r.is_ok()));
+        drop(wal);
+        let plain = Wal::open(rt, dir, WalConfig { segment_size: 16384, ..Default::default() }).unwrap();
+        assert_eq!(plain.last_seq(), 46);
+        let mut reader = plain.reader(1).unwrap();
+        for i in 0..40u64 {
+            assert_eq!(identity(reader.next().unwrap().unwrap().1), (2, i));
+        }
+    });
+}
+
+#[test]
 fn short_writes_underneath_are_continued() {
     each_backend(|rt, dir| {
         let faulty = faulty_runtime(rt);
