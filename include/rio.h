@@ -297,9 +297,9 @@ typedef struct rio_wal_reader_t rio_wal_reader_t;
 typedef struct rio_wal_t rio_wal_t;
 
 /*
- One operation of a batch.
+ One operation of a batch (`struct rio_op`, also named `rio_op_t`).
  */
-typedef struct {
+typedef struct rio_op {
   /*
    RIO_OP_READ, RIO_OP_WRITE, RIO_OP_FSYNC or RIO_OP_FDATASYNC.
    */
@@ -311,7 +311,7 @@ typedef struct {
   /*
    The file; it may belong to any runtime.
    */
-  rio_file_t *file;
+  struct rio_file_t *file;
   /*
    Data to write or room to read into; must stay valid until the call returns.
    */
@@ -326,12 +326,17 @@ typedef struct {
    Untouched by the library.
    */
   uint64_t user_data;
-} rio_op_t;
+} rio_op;
+
+/*
+ One operation of a batch, as DESIGN.md names it.
+ */
+typedef struct rio_op rio_op_t;
 
 /*
  One fault rule. Fill with `rio_fault_default`, then set fields.
  */
-typedef struct {
+typedef struct rio_fault_t {
   /*
    sizeof(rio_fault_t), set by rio_fault_default.
    */
@@ -386,7 +391,7 @@ typedef void (*rio_log_callback_t)(int level,
  Runtime configuration. Fill with `rio_runtime_config_default`, then
  change fields. Zero in a numeric field means "environment, else default".
  */
-typedef struct {
+typedef struct rio_runtime_config_t {
   /*
    sizeof(rio_runtime_config_t), set by rio_runtime_config_default.
    */
@@ -420,7 +425,7 @@ typedef struct {
  What a runtime can do and, when io_uring is not used, why. Output only:
  the library fills every field and sets `struct_size`.
  */
-typedef struct {
+typedef struct rio_capabilities_t {
   /*
    Set to sizeof(rio_capabilities_t) by the library.
    */
@@ -474,7 +479,7 @@ typedef struct {
  upper bounds (1 µs x 2^k); lone reads/writes are timed 1 in 8, so
  `latency_samples` (weighted) estimates `count`.
  */
-typedef struct {
+typedef struct rio_op_metrics_t {
   uint64_t count;
   uint64_t bytes;
   uint64_t errors;
@@ -490,7 +495,7 @@ typedef struct {
  Prometheus. Output only: the library fills every field and sets
  `struct_size`.
  */
-typedef struct {
+typedef struct rio_metrics_t {
   /*
    Set to sizeof(rio_metrics_t) by the library.
    */
@@ -527,13 +532,13 @@ typedef struct {
   /*
    Per operation kind, indexed by RIO_METRIC_OP_*.
    */
-  rio_op_metrics_t ops[RIO_METRIC_OPS];
+  struct rio_op_metrics_t ops[RIO_METRIC_OPS];
 } rio_metrics_t;
 
 /*
  WAL configuration. Fill with `rio_wal_config_default`, then change fields.
  */
-typedef struct {
+typedef struct rio_wal_config_t {
   /*
    sizeof(rio_wal_config_t), set by rio_wal_config_default.
    */
@@ -571,7 +576,7 @@ typedef struct {
 /*
  A byte range: one entry of `rio_wal_append_batch`.
  */
-typedef struct {
+typedef struct rio_slice_t {
   const void *data;
   size_t len;
 } rio_slice_t;
@@ -609,7 +614,7 @@ const char *rio_last_error_message(void);
  Operations of one batch may run in any order relative to each other;
  put an fsync in a later batch to order it after writes.
  */
-int64_t rio_submit_batch(rio_runtime_t *rt, rio_op_t *ops, size_t n);
+int64_t rio_submit_batch(struct rio_runtime_t *rt, rio_op_t *ops, size_t n);
 
 /*
  Allocates `len` zeroed bytes aligned to RIO_BUF_ALIGN, enough for
@@ -626,19 +631,19 @@ void rio_buf_free(void *buf);
 /*
  Fills `fault` with defaults (EIO on the next operation). NULL is ignored.
  */
-void rio_fault_default(rio_fault_t *fault);
+void rio_fault_default(struct rio_fault_t *fault);
 
 /*
  Adds a fault rule to a runtime opened with `fault_injection`. Returns 0;
  `-EOPNOTSUPP` for a runtime without fault injection; `-EINVAL` for NULL
  arguments or bad fields.
  */
-int rio_runtime_add_fault(rio_runtime_t *rt, const rio_fault_t *fault);
+int rio_runtime_add_fault(struct rio_runtime_t *rt, const struct rio_fault_t *fault);
 
 /*
  Removes every fault rule. Returns 0, `-EOPNOTSUPP` or `-EINVAL` as above.
  */
-int rio_runtime_clear_faults(rio_runtime_t *rt);
+int rio_runtime_clear_faults(struct rio_runtime_t *rt);
 
 /*
  Simulates power loss under a runtime opened with `fault_injection`:
@@ -649,7 +654,7 @@ int rio_runtime_clear_faults(rio_runtime_t *rt);
  operation on the runtime fails with `-EIO`: close its handles and
  reopen with a new runtime to "reboot".
  */
-int rio_runtime_simulate_power_loss(rio_runtime_t *rt, uint32_t mode, uint64_t seed);
+int rio_runtime_simulate_power_loss(struct rio_runtime_t *rt, uint32_t mode, uint64_t seed);
 
 /*
  Opens `path` with `RIO_OPEN_*` flags; `mode` (e.g. 0644) applies when the
@@ -658,70 +663,76 @@ int rio_runtime_simulate_power_loss(rio_runtime_t *rt, uint32_t mode, uint64_t s
  O_DIRECT unsupported by the filesystem), or the `-errno` of open(2)
  with the path in the message.
  */
-int rio_file_open(rio_runtime_t *rt,
+int rio_file_open(struct rio_runtime_t *rt,
                   const char *path,
                   uint32_t flags,
                   uint32_t mode,
-                  rio_file_t **out);
+                  struct rio_file_t **out);
 
 /*
  Reads up to `len` bytes at `offset` into `buf`. Returns the bytes read:
  fewer than `len` only at end of file. `-EINVAL` for NULL `f`, NULL `buf`
  with `len` > 0, or O_DIRECT misalignment (the message names it).
  */
-int64_t rio_file_read_at(rio_file_t *f, void *buf, size_t len, uint64_t offset);
+int64_t rio_file_read_at(struct rio_file_t *f, void *buf, size_t len, uint64_t offset);
 
 /*
  Writes all `len` bytes of `buf` at `offset`. Returns `len`, or `-errno`
  (nothing is reported as a short write).
  */
-int64_t rio_file_write_at(rio_file_t *f, const void *buf, size_t len, uint64_t offset);
+int64_t rio_file_write_at(struct rio_file_t *f, const void *buf, size_t len, uint64_t offset);
 
 /*
  Reads into `iovcnt` buffers (scatter) starting at `offset`. Returns bytes
  read, fewer than the total only at end of file.
  */
-int64_t rio_file_readv_at(rio_file_t *f, const struct iovec *iov, int iovcnt, uint64_t offset);
+int64_t rio_file_readv_at(struct rio_file_t *f,
+                          const struct iovec *iov,
+                          int iovcnt,
+                          uint64_t offset);
 
 /*
  Writes `iovcnt` buffers (gather) starting at `offset`, all or fail.
  Returns the total bytes written.
  */
-int64_t rio_file_writev_at(rio_file_t *f, const struct iovec *iov, int iovcnt, uint64_t offset);
+int64_t rio_file_writev_at(struct rio_file_t *f,
+                           const struct iovec *iov,
+                           int iovcnt,
+                           uint64_t offset);
 
 /*
  fsync(2). Returns 0 or `-errno`.
  */
-int rio_file_sync(rio_file_t *f);
+int rio_file_sync(struct rio_file_t *f);
 
 /*
  fdatasync(2). Returns 0 or `-errno`.
  */
-int rio_file_datasync(rio_file_t *f);
+int rio_file_datasync(struct rio_file_t *f);
 
 /*
  Reserves `len` bytes at `offset` (fallocate mode 0: the file grows to
  cover them). Returns 0 or `-errno` (`-EOPNOTSUPP` where the filesystem
  cannot, `-EINVAL` for `len` 0 or a range past the largest offset).
  */
-int rio_file_allocate(rio_file_t *f, uint64_t offset, uint64_t len);
+int rio_file_allocate(struct rio_file_t *f, uint64_t offset, uint64_t len);
 
 /*
  Sets the file's size to `len` (ftruncate). Returns 0 or `-errno`.
  */
-int rio_file_truncate(rio_file_t *f, uint64_t len);
+int rio_file_truncate(struct rio_file_t *f, uint64_t len);
 
 /*
  The file's size in bytes, or `-errno`.
  */
-int64_t rio_file_size(rio_file_t *f);
+int64_t rio_file_size(struct rio_file_t *f);
 
 /*
  Closes the file and frees the handle (always, even when close(2)
  reports an error, which is returned as `-errno`). NULL is a no-op
  returning 0. No call on `f` may be running or follow.
  */
-int rio_file_close(rio_file_t *f);
+int rio_file_close(struct rio_file_t *f);
 
 /*
  Sends library log records at `level` and more severe (RIO_LOG_ERROR ..
@@ -740,7 +751,7 @@ int rio_set_log_callback(int level, rio_log_callback_t cb, void *user_data);
 /*
  Fills `cfg` with defaults (including `struct_size`). NULL is ignored.
  */
-void rio_runtime_config_default(rio_runtime_config_t *cfg);
+void rio_runtime_config_default(struct rio_runtime_config_t *cfg);
 
 /*
  Opens a runtime. `cfg` NULL means defaults plus environment. On success
@@ -748,19 +759,19 @@ void rio_runtime_config_default(rio_runtime_config_t *cfg);
  0. Errors: `-EINVAL` (bad field, struct_size, environment variable),
  `-EOPNOTSUPP` (io_uring required but unavailable, with the reason).
  */
-int rio_runtime_open(const rio_runtime_config_t *cfg, rio_runtime_t **out);
+int rio_runtime_open(const struct rio_runtime_config_t *cfg, struct rio_runtime_t **out);
 
 /*
  The backend in use: RIO_BACKEND_IO_URING or RIO_BACKEND_THREAD_POOL;
  `-EINVAL` for NULL.
  */
-int rio_runtime_backend(const rio_runtime_t *rt);
+int rio_runtime_backend(const struct rio_runtime_t *rt);
 
 /*
  Fills `*out` with the runtime's capabilities. Returns 0, or `-EINVAL`
  for NULL arguments.
  */
-int rio_runtime_capabilities(const rio_runtime_t *rt, rio_capabilities_t *out);
+int rio_runtime_capabilities(const struct rio_runtime_t *rt, struct rio_capabilities_t *out);
 
 /*
  Writes the runtime's metrics as Prometheus text exposition (0.0.4).
@@ -769,26 +780,26 @@ int rio_runtime_capabilities(const rio_runtime_t *rt, rio_capabilities_t *out);
  `cap` is 0 (to ask for the length). `-EINVAL` for a NULL `rt`, or a NULL
  `buf` with non-zero `cap`.
  */
-int64_t rio_runtime_metrics_prometheus(rio_runtime_t *rt, char *buf, size_t cap);
+int64_t rio_runtime_metrics_prometheus(struct rio_runtime_t *rt, char *buf, size_t cap);
 
 /*
  Releases the caller's handle. Files and WALs opened from it keep the
  engine alive until they are closed; then its rings and threads are
  freed. NULL is a no-op. Using `rt` afterwards is the caller's bug.
  */
-void rio_runtime_close(rio_runtime_t *rt);
+void rio_runtime_close(struct rio_runtime_t *rt);
 
 /*
  Fills `*out` with a snapshot of the runtime's metrics. Returns 0, or
  `-EINVAL` for NULL arguments. Thread-safe; counters are read one by
  one, so a snapshot taken under load is not atomic across fields.
  */
-int rio_runtime_metrics(const rio_runtime_t *rt, rio_metrics_t *out);
+int rio_runtime_metrics(const struct rio_runtime_t *rt, struct rio_metrics_t *out);
 
 /*
  Fills `cfg` with defaults (including `struct_size`). NULL is ignored.
  */
-void rio_wal_config_default(rio_wal_config_t *cfg);
+void rio_wal_config_default(struct rio_wal_config_t *cfg);
 
 /*
  Opens the log in directory `dir` (created if missing) and recovers what
@@ -798,7 +809,10 @@ void rio_wal_config_default(rio_wal_config_t *cfg);
  (corruption: the message names the segment file and offset), `-EBUSY`
  (the log is already open), or the `-errno` of a failed system call.
  */
-int rio_wal_open(rio_runtime_t *rt, const char *dir, const rio_wal_config_t *cfg, rio_wal_t **out);
+int rio_wal_open(struct rio_runtime_t *rt,
+                 const char *dir,
+                 const struct rio_wal_config_t *cfg,
+                 struct rio_wal_t **out);
 
 /*
  Appends one entry of `len` bytes (0 allowed; at most RIO_WAL_MAX_ENTRY)
@@ -808,7 +822,7 @@ int rio_wal_open(rio_runtime_t *rt, const char *dir, const rio_wal_config_t *cfg
  `-EIO` once the log is poisoned by a failed write or sync, or the
  failure of the write/sync that carried this entry.
  */
-int rio_wal_append(rio_wal_t *w, const void *data, size_t len, uint64_t *seq_out);
+int rio_wal_append(struct rio_wal_t *w, const void *data, size_t len, uint64_t *seq_out);
 
 /*
  Appends `n` entries atomically: after a crash all of them are recovered
@@ -816,8 +830,8 @@ int rio_wal_append(rio_wal_t *w, const void *data, size_t len, uint64_t *seq_out
  `*first_seq_out` (may be NULL). `n` == 0 is `-EINVAL`. Other errors as
  `rio_wal_append`.
  */
-int rio_wal_append_batch(rio_wal_t *w,
-                         const rio_slice_t *entries,
+int rio_wal_append_batch(struct rio_wal_t *w,
+                         const struct rio_slice_t *entries,
                          size_t n,
                          uint64_t *first_seq_out);
 
@@ -825,20 +839,20 @@ int rio_wal_append_batch(rio_wal_t *w,
  Makes every acknowledged entry durable (a no-op cost with the default
  `sync_after_batch`). `-EIO` once the log is poisoned.
  */
-int rio_wal_sync(rio_wal_t *w);
+int rio_wal_sync(struct rio_wal_t *w);
 
 /*
  The sequence number of the last acknowledged entry (truncated ones
  count); 0 for a log that never had an entry, and for NULL.
  */
-uint64_t rio_wal_last_seq(const rio_wal_t *w);
+uint64_t rio_wal_last_seq(const struct rio_wal_t *w);
 
 /*
  Removes whole segment files all of whose entries are below `seq` (the
  segment being appended to stays): entries >= `seq` are kept, some below
  it may remain. Crash-safe. `-EINVAL` if `seq` > last_seq + 1.
  */
-int rio_wal_truncate_before(rio_wal_t *w, uint64_t seq);
+int rio_wal_truncate_before(struct rio_wal_t *w, uint64_t seq);
 
 /*
  Opens a reader of acknowledged entries from `from_seq` on (0 means 1;
@@ -846,7 +860,7 @@ int rio_wal_truncate_before(rio_wal_t *w, uint64_t seq);
  work while others append, and may outlive `w`. Stores a new handle in
  `*out` (NULL on failure).
  */
-int rio_wal_reader_open(rio_wal_t *w, uint64_t from_seq, rio_wal_reader_t **out);
+int rio_wal_reader_open(struct rio_wal_t *w, uint64_t from_seq, struct rio_wal_reader_t **out);
 
 /*
  Reads the next entry: returns 1 and sets `*seq`, `*data`, `*len` (the
@@ -855,12 +869,15 @@ int rio_wal_reader_open(rio_wal_t *w, uint64_t from_seq, rio_wal_reader_t **out)
  find new ones), or `-errno` (`-EBADMSG` for a record that does not
  verify, naming the file and offset). All pointers must be non-NULL.
  */
-int rio_wal_reader_next(rio_wal_reader_t *r, uint64_t *seq, const uint8_t **data, size_t *len);
+int rio_wal_reader_next(struct rio_wal_reader_t *r,
+                        uint64_t *seq,
+                        const uint8_t **data,
+                        size_t *len);
 
 /*
  Frees a reader. NULL is a no-op.
  */
-void rio_wal_reader_close(rio_wal_reader_t *r);
+void rio_wal_reader_close(struct rio_wal_reader_t *r);
 
 /*
  Makes every acknowledged entry durable, closes the log and frees the
@@ -868,7 +885,7 @@ void rio_wal_reader_close(rio_wal_reader_t *r);
  poisoned (or the final sync failed). NULL is a no-op returning 0. No
  call on `w` may be running or follow; open readers stay usable.
  */
-int rio_wal_close(rio_wal_t *w);
+int rio_wal_close(struct rio_wal_t *w);
 
 #ifdef __cplusplus
 }  // extern "C"

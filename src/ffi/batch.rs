@@ -17,10 +17,10 @@ pub const RIO_OP_FSYNC: u32 = 2;
 /// fdatasync the file (`buf`, `len`, `offset` ignored).
 pub const RIO_OP_FDATASYNC: u32 = 3;
 
-/// One operation of a batch.
+/// One operation of a batch (`struct rio_op`, also named `rio_op_t`).
 #[repr(C)]
 #[derive(Clone, Copy)]
-pub struct rio_op_t {
+pub struct rio_op {
     /// RIO_OP_READ, RIO_OP_WRITE, RIO_OP_FSYNC or RIO_OP_FDATASYNC.
     pub opcode: u32,
     /// Must be 0.
@@ -36,6 +36,9 @@ pub struct rio_op_t {
     /// Untouched by the library.
     pub user_data: u64,
 }
+
+/// One operation of a batch, as DESIGN.md names it.
+pub type rio_op_t = rio_op;
 
 fn to_op(i: usize, op: &rio_op_t) -> crate::Result<Op> {
     let bad = |what: &str| Error::invalid(format!("ops[{i}].{what}"));

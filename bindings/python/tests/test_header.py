@@ -169,9 +169,14 @@ def test_handles_are_distinct_opaque_structures() -> None:
                 assert any(k in name for k in ("read_at", "write_at", "buf_", "wal_append", "log_callback")), name
 
 
+def _defines_struct(text: str, name: str) -> bool:
+    """`} name;` ends a struct typedef; `typedef struct tag name;` aliases one."""
+    return bool(re.search(r"\}\s*%s\s*;|typedef\s+struct\s+\w+\s+%s\s*;" % (name, name), text))
+
+
 @pytest.mark.parametrize("struct", sorted(STRUCTS))
 def test_struct_in_header(struct: str) -> None:
-    assert re.search(r"\}\s*%s\s*;" % struct, _header_text()), f"{struct} is not defined in include/rio.h"
+    assert _defines_struct(_header_text(), struct), f"{struct} is not defined in include/rio.h"
 
 
 def _c_layouts() -> Dict[str, Dict[str, int]]:
@@ -181,7 +186,7 @@ def _c_layouts() -> Dict[str, Dict[str, int]]:
     text = _header_text()
     lines = ['#include <stdio.h>', '#include <stddef.h>', f'#include "{HEADER}"', "int main(void) {"]
     for sname, st in STRUCTS.items():
-        if not re.search(r"\}\s*%s\s*;" % sname, text):
+        if not _defines_struct(text, sname):
             continue
         lines.append(f'printf("{sname} sizeof %zu\\n", sizeof({sname}));')
         lines.append(f'printf("{sname} alignof %zu\\n", _Alignof({sname}));')
