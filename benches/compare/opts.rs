@@ -85,7 +85,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         (s, 1.0)
     };
     let v: f64 = num.parse().map_err(|_| format!("bad duration {s:?} (use e.g. 500ms, 1s)"))?;
-    if !(v > 0.0) {
+    if v.is_nan() || v <= 0.0 {
         return Err(format!("duration {s:?} must be positive"));
     }
     Ok(Duration::from_secs_f64(v * scale))

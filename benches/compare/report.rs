@@ -26,6 +26,9 @@ pub struct Target {
     pub met: Option<bool>,
 }
 
+/// A workload's title, unit and (peer, median) bars.
+type ChartBlock = (String, Metric, Vec<(String, f64)>);
+
 fn num(v: f64) -> String {
     if v >= 100.0 {
         format!("{v:.0}")
@@ -375,7 +378,7 @@ impl Report<'_> {
             ("loop", "#1f77b4"),
         ];
         let color = |p: &str| colors.iter().find(|(n, _)| *n == p).map(|(_, c)| *c).unwrap_or("#999");
-        let mut blocks: Vec<(String, Metric, Vec<(String, f64)>)> = Vec::new();
+        let mut blocks: Vec<ChartBlock> = Vec::new();
         for w in &r.workloads {
             if w.id.starts_with("wal-loop-") {
                 continue;

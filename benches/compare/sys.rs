@@ -88,7 +88,7 @@ fn mount_of(dir: &Path) -> Option<(String, String, String, String)> {
         let mp = l[4].replace("\\040", " ");
         if canon.starts_with(&mp) {
             let len = mp.len();
-            if best.as_ref().is_none_or(|(b, _)| len >= *b) {
+            if best.as_ref().map_or(true, |(b, _)| len >= *b) {
                 best = Some((len, (r[0].to_string(), r[1].to_string(), mp, l[5].to_string())));
             }
         }
