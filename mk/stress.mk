@@ -7,3 +7,4 @@ stress: lib
 	RIO_STRESS_SECS=$(STRESS_SECS) $(CARGO) test --$(PROFILE) --test stress -- --nocapture
 	RIO_FUZZ_CALLS=2000000 $(CARGO) test --$(PROFILE) --test ffi_fuzz -- --nocapture
 	RIO_POWER_LOSS_UNITS=300 $(CARGO) test --$(PROFILE) --test wal_power_loss -- --nocapture
+	RIO_FUZZ_CASES=1000000 $(CARGO) test --$(PROFILE) --test wal_fuzz -- --nocapture

@@ -144,6 +144,9 @@ impl AllocWindow {
     fn check(self, largest_file: u64, what: &str) {
         let peak = (PEAK.with(Cell::get) - self.base).max(0) as u64;
         let largest = LARGEST.with(Cell::get) as u64;
+        if replay_case().is_some() {
+            eprintln!("{what}: largest allocation {largest} bytes, peak {peak} live bytes (largest file {largest_file})");
+        }
         // A record is read whole into one window that grows only to fit it,
         // and never beyond the bytes left in the file (Vec growth may double).
         let single = 2 * WINDOW.max(largest_file.min(MAX_ENTRY + 32)) + SLACK;
@@ -337,52 +340,66 @@ fn pick_durable(rng: &mut Rng, seq: u64) -> u64 {
     }
 }
 
-/// A segment of valid-looking records with random defects mixed in.
-/// Returns its bytes and the sequence number its seal names (or would).
-fn structured_segment(rng: &mut Rng, first_seq: u64, salt: u64, other_salt: u64) -> (Vec<u8>, u64) {
+/// A segment of valid-looking records with random defects mixed in, at a
+/// rate chosen per segment (none, a few, many). Returns its bytes and the
+/// sequence number its seal names (or would).
+fn structured_segment(rng: &mut Rng, first_seq: u64, salt: u64, other_salt: u64, last: bool, clean: bool) -> (Vec<u8>, u64) {
     let prealloc = 4096 * rng.range(1, 3);
     let mut b = header_bytes(first_seq, salt, prealloc);
     let mut expected = first_seq;
-    let mut in_batch = false;
-    let records = rng.below(12);
+    let defect_rate = if clean { [0, 0, 1][rng.below(3) as usize] } else { [0, 0, 3, 3, 10, 40][rng.below(6) as usize] };
+    let records = rng.below(if defect_rate == 0 { 30 } else { 14 });
+    let mut sealed = false;
+    let valid = |seq, flags, len: usize, durable| Rec { kind: 1, flags, len: len as u32, seq, durable, reserved: [0; 6] };
     for _ in 0..records {
-        let valid = |seq, flags, len: usize, durable| Rec { kind: 1, flags, len: len as u32, seq, durable, reserved: [0; 6] };
-        match rng.below(100) {
-            // An entry, mostly valid and in sequence.
-            0..=61 => {
+        if !rng.chance(defect_rate) {
+            if rng.chance(92) {
+                // An entry in sequence; a batch continues 30% of the time.
                 let len = payload_len(rng);
                 let payload = rng.bytes(len);
-                let seq = if rng.chance(92) { expected } else { expected.wrapping_add(rng.below(5)).wrapping_sub(2) };
                 let cont = rng.chance(30);
-                let r = valid(seq, u8::from(cont), len, pick_durable(rng, seq));
-                let crc_ok = rng.chance(94);
-                b.extend(record_bytes(r, &payload, salt, crc_ok, rng));
-                if crc_ok && seq == expected {
-                    expected = expected.wrapping_add(1);
-                    in_batch = cont;
-                }
-            }
-            // A seal, usually naming the next entry; often the segment ends there.
-            62..=69 => {
-                let seq = if rng.chance(85) { expected } else { rng.next() % (expected.wrapping_add(3)) };
-                let r = Rec { kind: 2, flags: 0, len: 0, seq, durable: pick_durable(rng, expected), reserved: [0; 6] };
-                b.extend(record_bytes(r, &[], salt, rng.chance(95), rng));
-                if rng.chance(70) {
+                let r = valid(expected, u8::from(cont), len, pick_durable(rng, expected));
+                b.extend(record_bytes(r, &payload, salt, true, rng));
+                expected = expected.wrapping_add(1);
+            } else {
+                // A seal naming the next entry; usually the segment ends there.
+                let r = Rec { kind: 2, flags: 0, len: 0, seq: expected, durable: pick_durable(rng, expected), reserved: [0; 6] };
+                b.extend(record_bytes(r, &[], salt, true, rng));
+                if rng.chance(80) {
+                    sealed = true;
                     break;
                 }
             }
+            continue;
+        }
+        match rng.below(8) {
+            // An entry out of sequence or failing its CRC.
+            0 => {
+                let len = payload_len(rng);
+                let payload = rng.bytes(len);
+                let seq_ok = rng.chance(50);
+                let seq = if seq_ok { expected } else { expected.wrapping_add(rng.below(5)).wrapping_sub(2) };
+                let r = valid(seq, u8::from(rng.chance(30)), len, pick_durable(rng, seq));
+                b.extend(record_bytes(r, &payload, salt, !seq_ok, rng));
+            }
+            // A seal naming another seq, or inside a batch.
+            1 => {
+                let seq = rng.next() % expected.wrapping_add(3).max(1);
+                let r = Rec { kind: 2, flags: 0, len: 0, seq, durable: pick_durable(rng, expected), reserved: [0; 6] };
+                b.extend(record_bytes(r, &[], salt, rng.chance(90), rng));
+            }
             // Garbage, sometimes of a length that breaks the alignment.
-            70..=75 => {
+            2 => {
                 let n = rng.range(1, 48) as usize;
                 b.extend(rng.bytes(n));
             }
             // Zero bytes, as if nothing was written there.
-            76..=80 => {
+            3 => {
                 let n = 8 * rng.range(1, 8) as usize;
                 b.resize(b.len() + n, 0);
             }
             // A header with one field out of range.
-            81..=90 => {
+            4 | 5 => {
                 let len = payload_len(rng);
                 let payload = rng.bytes(len);
                 let mut r = valid(expected, 0, len, 0);
@@ -405,24 +422,21 @@ fn structured_segment(rng: &mut Rng, first_seq: u64, salt: u64, other_salt: u64)
                 b.extend(record_bytes(r, &payload, salt, rng.chance(80), rng));
             }
             // A valid record of another segment (another salt): stale bytes.
-            91..=96 => {
+            _ => {
                 let len = payload_len(rng);
                 let payload = rng.bytes(len);
                 let r = valid(expected, u8::from(rng.chance(20)), len, pick_durable(rng, expected));
                 b.extend(record_bytes(r, &payload, other_salt, true, rng));
             }
-            // A batch continuation flag on an otherwise valid entry, then stop.
-            _ => {
-                let r = valid(expected, 1, 0, 0);
-                b.extend(record_bytes(r, &[], salt, true, rng));
-                expected = expected.wrapping_add(1);
-                in_batch = true;
-            }
         }
     }
-    let _ = in_batch;
+    // Segments before the last one mostly end with their seal.
+    if !last && !sealed && rng.chance(80) {
+        let r = Rec { kind: 2, flags: 0, len: 0, seq: expected, durable: pick_durable(rng, expected), reserved: [0; 6] };
+        b.extend(record_bytes(r, &[], salt, true, rng));
+    }
     // How the file ends: preallocated zeros, right there, garbage, or cut.
-    match rng.below(6) {
+    match rng.below(if last { 6 } else { 3 }) {
         0 | 1 => {
             let to = (prealloc as usize).max(b.len());
             b.resize(to, 0);
@@ -433,7 +447,7 @@ fn structured_segment(rng: &mut Rng, first_seq: u64, salt: u64, other_salt: u64)
             b.extend(rng.bytes(n));
         }
         _ => {
-            let cut = rng.below(b.len() as u64 - 63) as usize;
+            let cut = rng.below((b.len() as u64 - 63).min(200)) as usize;
             b.truncate(b.len() - cut);
         }
     }
@@ -467,9 +481,11 @@ fn arbitrary_files(rng: &mut Rng, big: bool) -> Vec<FileSpec> {
     };
     let mut first = pick_seq(rng);
     let other_salt = rng.next() | 1;
+    // Mostly clean logs: chained, well-named segments with few defects.
+    let clean = rng.chance(25);
     for i in 0..segments {
-        let salt = if rng.chance(3) { 0 } else { rng.next() | 1 };
-        let (mut data, next) = match rng.below(20) {
+        let salt = if rng.chance(3) && !clean { 0 } else { rng.next() | 1 };
+        let (mut data, next) = match if clean { 19 } else { rng.below(20) } {
             // (a) random bytes, sometimes after the magic.
             0..=2 => {
                 let n = rng.below(300) as usize;
@@ -488,10 +504,10 @@ fn arbitrary_files(rng: &mut Rng, big: bool) -> Vec<FileSpec> {
                 (d, rng.next())
             }
             // (c) valid headers and records with random defects.
-            _ => structured_segment(rng, first, salt, other_salt),
+            _ => structured_segment(rng, first, salt, other_salt, i + 1 == segments, clean),
         };
         // Sometimes a damaged header field (with or without a fixed CRC).
-        if data.len() >= 64 && rng.chance(4) {
+        if data.len() >= 64 && rng.chance(4) && !clean {
             let at = rng.below(60) as usize;
             data[at] ^= 1 << rng.below(8);
             if rng.chance(50) {
@@ -499,13 +515,12 @@ fn arbitrary_files(rng: &mut Rng, big: bool) -> Vec<FileSpec> {
                 data[60..64].copy_from_slice(&crc.to_le_bytes());
             }
         }
-        let name_seq = if rng.chance(90) { first } else { pick_seq(rng) };
+        let name_seq = if rng.chance(90) || clean { first } else { pick_seq(rng) };
         let name = seg_name(name_seq);
         if !files.iter().any(|f: &FileSpec| f.name == name) {
             files.push(FileSpec::new(name, data));
         }
-        let _ = i;
-        first = if rng.chance(85) { next } else { pick_seq(rng) };
+        first = if rng.chance(85) || clean { next } else { pick_seq(rng) };
     }
     if big {
         let seq = if rng.chance(50) { first } else { pick_seq(rng).max(1) };
@@ -788,11 +803,15 @@ fn check_overflow(rt: &Runtime, dir: &Path, files: &[FileSpec], mode: RecoveryMo
     let window = AllocWindow::start();
     match Wal::open(rt, dir, config(mode)) {
         Ok(wal) => {
-            let mut reader = wal.reader(0).unwrap();
+            let mut reader = wal.reader(0);
             for _ in 0..100 {
-                match reader.next() {
-                    Ok(Some(_)) => {}
-                    Ok(None) => break,
+                let next = match reader.as_mut() {
+                    Ok(r) => r.next().map(|e| e.is_some()),
+                    Err(e) => Err(e.clone()),
+                };
+                match next {
+                    Ok(true) => {}
+                    Ok(false) => break,
                     Err(e) => {
                         assert!(OVERFLOW_ERRNOS.contains(&e.errno()), "{what}: reader errno {}: {}", e.errno(), e.message());
                         break;
@@ -1155,10 +1174,18 @@ fn corrupt(rng: &mut Rng, files: &mut Vec<FileSpec>, other: &[FileSpec]) -> Stri
     if segs.is_empty() {
         return "nothing to damage".into();
     }
-    let i = segs[rng.below(segs.len() as u64) as usize];
+    // Half the time the newest segment, where torn tails and damage differ.
+    let newest = *segs.iter().max_by_key(|&&k| parse_name(&files[k].name)).unwrap();
+    let i = if rng.chance(50) { newest } else { segs[rng.below(segs.len() as u64) as usize] };
     let name = files[i].name.clone();
     let len = files[i].data.len();
-    match rng.below(11) {
+    match rng.below(12) {
+        11 => {
+            // A torn write: everything after some offset reads as zeros.
+            let at = used_offset(rng, &files[i]).min(len);
+            files[i].data[at..].fill(0);
+            return format!("{name}: zero from {at} on");
+        }
         0 | 1 => {
             if len == 0 {
                 return "empty".into();
@@ -1347,6 +1374,9 @@ fn bug_inspect_from_seq_1_skips_segment_0() {
 ///   and `append` acknowledges an entry with seq 0 (not a valid seq, and
 ///   lost on reopen: last_seq is u64::MAX again). With a third record of
 ///   seq 0, recovery accepts it: last_seq 0 and the reader returns nothing.
+///   With a seal of seq 0 after entry u64::MAX instead, recovery creates
+///   00000000000000000000.wal, whose header (first_seq 0) `Wal::reader`
+///   then rejects with EBADMSG (`arbitrary_segment_bytes` case 1912).
 ///
 /// Expected: no panic and no wrap: open refuses such a log (EBADMSG or
 /// EOVERFLOW, naming the segment), or opens it, reads entries up to
