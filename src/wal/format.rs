@@ -25,6 +25,11 @@ pub(crate) const SEAL_SIZE: u64 = RECORD_HEADER_SIZE as u64;
 /// Largest entry payload, in bytes (64 MiB).
 pub const MAX_ENTRY: usize = 64 << 20;
 
+/// The largest sequence number a segment may start at. A log would need
+/// 2^63 appends to get there, so a header beyond it is damage, and
+/// sequence arithmetic can never overflow a u64.
+pub(crate) const MAX_SEQ: u64 = i64::MAX as u64;
+
 /// Record kinds (header byte 24).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Kind {
@@ -119,6 +124,9 @@ impl SegmentHeader {
         let header = SegmentHeader { first_seq: le_u64(b, 16), salt: le_u64(b, 24), prealloc_size: le_u64(b, 32) };
         if header.first_seq == 0 || header.salt == 0 {
             return Err("segment header has a zero first sequence number or salt".into());
+        }
+        if header.first_seq > MAX_SEQ {
+            return Err(format!("segment header first sequence number {} is beyond the maximum {MAX_SEQ}", header.first_seq));
         }
         Ok(header)
     }

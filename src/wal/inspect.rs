@@ -281,7 +281,8 @@ impl Inspector {
     pub fn run(&self, opts: &Options, mut visit: impl FnMut(Event<'_>) -> ControlFlow<()>) -> Result<Report> {
         let mut report = Report { temp_files: self.temp_files.clone(), complete: true, ..Report::default() };
         // Whole segments below `from_seq`: the next one starts at or before it.
-        let skip = self.segments.windows(2).take_while(|w| w[1].first_seq <= opts.from_seq).count();
+        // A segment named 0 is damage (no header can say so): never skipped.
+        let skip = self.segments.windows(2).take_while(|w| w[0].first_seq > 0 && w[1].first_seq <= opts.from_seq).count();
         report.skipped_segments = skip;
         // The first sequence number the next segment must start with.
         let mut expected_first: Option<u64> = None;

@@ -292,6 +292,12 @@ pub(crate) fn recover(rt: &Runtime, dir: &Directory, cfg: &WalConfig) -> Result<
     // A new log, or the last segment was sealed and a crash came before the
     // next one was created: start the next segment now.
     let next_seq = expected_first.unwrap_or(1);
+    // A sealed segment without entries has the name the new one takes: the
+    // new file replaces it, and it must not stay listed (truncate_before
+    // would unlink the new segment through it).
+    if segments.last().is_some_and(|s| s.first_seq == next_seq) {
+        segments.pop();
+    }
     let active = Segment::create(rt, dir, next_seq, cfg.segment_size)?;
     segments.push(SegmentMeta { first_seq: next_seq, path: active.path.clone() });
     Ok(Recovered { segments, active, write_offset: SEGMENT_HEADER_SIZE, next_seq, tail_bytes_cut: 0, created_segment: true })
