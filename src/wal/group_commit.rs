@@ -15,9 +15,14 @@
 //! - Poisoning: a failed write or sync fails its whole batch with the
 //!   error, drops the queue (every queued appender gets `EIO`) and makes
 //!   every later append and sync fail with `EIO`.
+//! - Waking: every appender parks on its own `Waiter`; a finished batch
+//!   wakes exactly its appenders, outside the lock, and they return
+//!   without re-taking it (docs/wal-design.md, "Waking").
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
+use std::thread::Thread;
 use std::time::{Duration, Instant};
 
 use parking_lot::MutexGuard;
@@ -29,13 +34,49 @@ use super::metrics::WalMetrics;
 use super::{Shared, WalConfig};
 use crate::error::{Error, Result};
 
+/// `Waiter::state`: the unit is queued or being written.
+const WAITING: u8 = 0;
+/// Written (and synced): `append_unit` returns `Ok` without the lock.
+const DONE: u8 = 1;
+/// Failed or dropped from the queue by poisoning: the error is in `State::poison`.
+const FAILED: u8 = 2;
+/// Still queued, and no leader is active: the appender should try to lead.
+const LEAD: u8 = 3;
+
+/// How a leader tells one appender about its unit. Lives on the appender's
+/// stack in `append_unit`; the appender does not return before the state is
+/// `DONE` or `FAILED`, and whoever sets one of those clones `thread` first
+/// and never touches the waiter afterwards.
+struct Waiter {
+    state: AtomicU8,
+    thread: Thread,
+}
+
+impl Waiter {
+    /// Sets a final state (`DONE`, `FAILED`); returns the thread to unpark
+    /// (after the lock is released).
+    ///
+    /// # Safety
+    /// `w` is the waiter of a unit that is queued or in this leader's batch.
+    unsafe fn signal(w: *const Waiter, state: u8) -> Thread {
+        // SAFETY: the appender is blocked until the store below.
+        let thread = unsafe { (*w).thread.clone() };
+        unsafe { (*w).state.store(state, Ordering::Release) };
+        thread
+    }
+}
+
+/// How many others an appender woken from a batch unparks before returning.
+const HELP_WAKE: usize = 2;
+
 /// One caller's entries (a lone append or an atomic batch) in the queue.
-/// The pointers are the caller's slices and their CRCs: the caller waits in
-/// `append_unit` until the unit is written or failed, and by then the unit
-/// has left the queue and the leader's hands.
+/// The pointers are the caller's slices, their CRCs and its `Waiter`: the
+/// caller waits in `append_unit` until the unit is written or failed, and
+/// by then the unit has left the queue and the leader's hands.
 pub(super) struct Unit {
     entries: *const &'static [u8],
     crcs: *const u32,
+    waiter: *const Waiter,
     count: usize,
     first_seq: u64,
     /// Record bytes, headers and padding included.
@@ -185,8 +226,6 @@ pub(super) struct State {
     space_waiters: usize,
     /// Units in the previous group commit: how many appenders to expect.
     last_batch_units: usize,
-    /// Sequence range the leader is writing.
-    in_flight: Option<(u64, u64)>,
     poison: Option<Poison>,
     scratch: Scratch,
     pub stats: WalStats,
@@ -228,7 +267,6 @@ impl State {
             leader_waiting: false,
             space_waiters: 0,
             last_batch_units: 0,
-            in_flight: None,
             poison: None,
             scratch: Scratch::default(),
             stats: WalStats::default(),
@@ -240,14 +278,18 @@ impl State {
         self.poison.as_ref().map_or(Ok(()), |p| Err(p.later()))
     }
 
-    /// Refuses all further writes and fails every queued unit.
-    fn poison(&mut self, cause: Error, batch: Option<(u64, u64)>, metrics: &WalMetrics) {
+    /// Refuses all further writes and fails every queued unit (their
+    /// threads go to `wake`).
+    fn poison(&mut self, cause: Error, batch: Option<(u64, u64)>, metrics: &WalMetrics, wake: &mut Vec<Thread>) {
         metrics.poisoned.store(true, std::sync::atomic::Ordering::Relaxed);
         tracing::error!(error = %cause, "wal poisoned: every later append and sync fails with EIO");
         if self.poison.is_none() {
             self.poison = Some(Poison { cause, batch });
         }
-        self.queue.clear();
+        for unit in self.queue.drain(..) {
+            // SAFETY: a queued unit's appender waits for its state.
+            wake.push(unsafe { Waiter::signal(unit.waiter, FAILED) });
+        }
         self.queued_entries = 0;
         self.pending_bytes = 0;
     }
@@ -282,9 +324,12 @@ impl State {
         }
     }
 
-    fn finish(&mut self, plan: &Plan, outcome: Result<Written>, metrics: &WalMetrics) {
+    /// Publishes the outcome of a batch and signals its units' appenders
+    /// (except `me`, the leader's own waiter, which is only marked).
+    fn finish(&mut self, plan: &Plan, outcome: Result<Written>, metrics: &WalMetrics, units: &[Unit], me: *const Waiter, wake: &mut Vec<Thread>) {
         self.pending_bytes = self.pending_bytes.saturating_sub(plan.bytes);
         self.last_batch_units = plan.units;
+        let state = if outcome.is_ok() { DONE } else { FAILED };
         match outcome {
             Ok(w) => {
                 let entries = plan.last_seq - plan.first_seq + 1;
@@ -302,7 +347,17 @@ impl State {
                 self.acked_seq = plan.last_seq;
                 self.durable_seq = self.durable_seq.max(w.durable_seq);
             }
-            Err(e) => self.poison(e, Some((plan.first_seq, plan.last_seq)), metrics),
+            Err(e) => self.poison(e, Some((plan.first_seq, plan.last_seq)), metrics, wake),
+        }
+        // The I/O is over: nobody reads these units' memory any more.
+        for unit in units {
+            if std::ptr::eq(unit.waiter, me) {
+                // SAFETY: our own waiter.
+                unsafe { (*me).state.store(state, Ordering::Relaxed) };
+            } else {
+                // SAFETY: the appender of an in-flight unit waits for its state.
+                wake.push(unsafe { Waiter::signal(unit.waiter, state) });
+            }
         }
     }
 }
@@ -317,16 +372,35 @@ fn panic_error(payload: Box<dyn std::any::Any + Send>) -> Error {
 }
 
 impl Shared {
+    /// Unparks up to `most` threads from `wake` (filled under the state
+    /// lock). The leader empties it after releasing the lock; every appender
+    /// it wakes unparks `HELP_WAKE` more before returning, so a batch's
+    /// waiters are woken by a growing tree of threads rather than one after
+    /// another.
+    pub(super) fn help_wake(&self, most: usize) {
+        for _ in 0..most {
+            let Some(thread) = self.wake.lock().pop() else { return };
+            thread.unpark();
+        }
+    }
+
     /// Queues one unit and waits until it is acknowledged or failed,
     /// leading group commits while it waits and no one else does.
+    ///
+    /// Waiting is per appender: the leader that finishes a batch sets the
+    /// state of exactly that batch's waiters and wakes them after releasing
+    /// the lock; a `DONE` appender returns without the lock.
     pub(super) fn append_unit(&self, entries: &[&[u8]], crcs: &[u32]) -> Result<u64> {
         let bytes: u64 = entries.iter().map(|e| record_size(e.len())).sum();
+        let waiter = Waiter { state: AtomicU8::new(WAITING), thread: std::thread::current() };
+        let me: *const Waiter = &waiter;
         let mut st = self.state.lock();
         self.admit(&mut st, bytes)?;
         let first_seq = st.next_seq;
         let unit = Unit {
             entries: entries.as_ptr().cast(),
             crcs: crcs.as_ptr(),
+            waiter: me,
             count: entries.len(),
             first_seq,
             bytes,
@@ -337,23 +411,76 @@ impl Shared {
         st.queued_entries += entries.len();
         st.pending_bytes += bytes;
         st.stats.peak_pending_bytes = st.stats.peak_pending_bytes.max(st.pending_bytes);
-        if st.leader_waiting {
+        if st.leader_waiting && !self.should_gather(&st) {
+            // Only the appender that completes the group wakes the leader.
             self.joined.notify_one();
         }
-        loop {
-            if st.acked_seq >= last_seq {
-                return Ok(first_seq);
+        let mut led = false;
+        let state = loop {
+            // The lock is held here.
+            let state = waiter.state.load(Ordering::Acquire);
+            if state == DONE || state == FAILED {
+                break state;
             }
-            if let Some(p) = &st.poison {
-                // Never return while the leader may still read our memory.
-                if !st.in_flight.is_some_and(|(a, b)| (a..=b).contains(&first_seq)) {
-                    return Err(p.error_for(first_seq, last_seq));
+            if state == LEAD && waiter.state.compare_exchange(LEAD, WAITING, Ordering::Acquire, Ordering::Acquire).is_err() {
+                continue; // finished meanwhile
+            }
+            if !st.leader && !st.queue.is_empty() && st.poison.is_none() {
+                if led {
+                    // Our unit missed the batch we led: wake the finished
+                    // ones before leading again.
+                    led = false;
+                    MutexGuard::unlocked(&mut st, || self.help_wake(usize::MAX));
+                    continue;
                 }
-            } else if !st.leader && !st.queue.is_empty() {
-                self.lead(&mut st);
+                self.lead(&mut st, me);
+                led = true;
                 continue;
             }
-            self.progress.wait(&mut st);
+            drop(st);
+            self.help_wake(usize::MAX);
+            let state = loop {
+                let state = waiter.state.load(Ordering::Acquire);
+                if state != WAITING {
+                    break state;
+                }
+                std::thread::park();
+            };
+            if state == DONE {
+                // Whoever finished our batch hands leadership on; we help
+                // waking the rest of it.
+                self.help_wake(HELP_WAKE);
+                return Ok(first_seq);
+            }
+            st = self.state.lock();
+        };
+        let result = if state == DONE {
+            self.hand_off(&mut st);
+            Ok(first_seq)
+        } else {
+            let poison = st.poison.as_ref().expect("a failed unit means a poisoned log");
+            Err(poison.error_for(first_seq, last_seq))
+        };
+        drop(st);
+        self.help_wake(usize::MAX);
+        result
+    }
+
+    /// A leader leaving with units still queued and nobody leading wakes
+    /// the first of them to lead (woken first). Appenders arriving
+    /// meanwhile lead too when they find no leader; whoever comes first.
+    fn hand_off(&self, st: &mut MutexGuard<'_, State>) {
+        if st.leader || st.poison.is_some() {
+            return;
+        }
+        let Some(front) = st.queue.front() else { return };
+        // SAFETY: a queued unit's appender waits (it cannot return before
+        // its state is DONE or FAILED, and the unit stays queued while we
+        // hold the lock).
+        let w = unsafe { &*front.waiter };
+        if w.state.compare_exchange(WAITING, LEAD, Ordering::Release, Ordering::Relaxed).is_ok() {
+            // `help_wake` pops from the end: this one goes first.
+            self.wake.lock().push(w.thread.clone());
         }
     }
 
@@ -373,8 +500,10 @@ impl Shared {
         }
     }
 
-    /// Runs one group commit from the queue; returns with the lock held.
-    fn lead(&self, st: &mut MutexGuard<'_, State>) {
+    /// Runs one group commit from the queue; returns with the lock held and
+    /// the batch's threads in `wake` (`me`, the caller's own waiter, is only
+    /// marked), to be woken by `help_wake` once the lock is released.
+    fn lead(&self, st: &mut MutexGuard<'_, State>, me: *const Waiter) {
         st.leader = true;
         self.gather(st);
         if st.queue.is_empty() {
@@ -385,17 +514,17 @@ impl Shared {
         }
         let mut scratch = std::mem::take(&mut st.scratch);
         let plan = st.plan(&self.cfg, &mut scratch.units);
-        st.in_flight = Some((plan.first_seq, plan.last_seq));
         let outcome = MutexGuard::unlocked(st, || {
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.write_batch(&plan, &mut scratch)))
                 .unwrap_or_else(|payload| Err(panic_error(payload)))
         });
-        st.finish(&plan, outcome, &self.metrics);
+        st.finish(&plan, outcome, &self.metrics, &scratch.units, me, &mut self.wake.lock());
         scratch.release();
         st.scratch = scratch;
-        st.in_flight = None;
         st.leader = false;
-        self.progress.notify_all();
+        if st.space_waiters > 0 {
+            self.progress.notify_all();
+        }
     }
 
     /// Gives appenders that are on their way a moment to join the batch:
@@ -406,10 +535,7 @@ impl Shared {
             return;
         }
         let deadline = Instant::now() + Duration::from_micros(self.cfg.flush_timeout_us as u64);
-        while st.queue.len() < st.last_batch_units
-            && st.queued_entries < self.cfg.batch_size as usize
-            && st.space_waiters == 0
-        {
+        while self.should_gather(st) {
             st.leader_waiting = true;
             let timed_out = self.joined.wait_until(st, deadline).timed_out();
             st.leader_waiting = false;
@@ -417,6 +543,15 @@ impl Shared {
                 break;
             }
         }
+    }
+
+    /// Whether a leader should wait for more appenders: fewer units are
+    /// queued than the previous batch had, the batch is not full and nobody
+    /// waits for buffer space.
+    fn should_gather(&self, st: &State) -> bool {
+        st.queue.len() < st.last_batch_units
+            && st.queued_entries < self.cfg.batch_size as usize
+            && st.space_waiters == 0
     }
 
     /// The I/O of one group commit, without the lock: rotate if planned,
@@ -477,8 +612,10 @@ impl Shared {
                 Ok(())
             }
             Err(e) => {
-                st.poison(e.clone(), None, &self.metrics);
+                st.poison(e.clone(), None, &self.metrics, &mut self.wake.lock());
                 self.progress.notify_all();
+                drop(st);
+                self.help_wake(usize::MAX);
                 Err(e)
             }
         }

@@ -118,6 +118,9 @@ pub(crate) struct Shared {
     progress: Condvar,
     /// A leader waits here for more appenders to join its batch.
     joined: Condvar,
+    /// Appenders whose unit a leader finished (or poisoning failed), to be
+    /// unparked outside the state lock (`help_wake`).
+    wake: Mutex<Vec<std::thread::Thread>>,
     /// Serializes removals of segment files with readers opening them.
     files: Mutex<()>,
     metrics: Arc<WalMetrics>,
@@ -170,6 +173,7 @@ impl Wal {
             state: Mutex::new(state),
             progress: Condvar::new(),
             joined: Condvar::new(),
+            wake: Mutex::new(Vec::new()),
             files: Mutex::new(()),
             metrics,
         };
