@@ -680,7 +680,6 @@ fn random_c_api_calls_never_crash() {
 /// needs, or reads what it restores in chunks at crash time). Runs in a
 /// child process, since the failure is an abort.
 #[test]
-#[ignore = "bug: fault-injection journal allocates every byte a truncate discards (abort on large sparse files)"]
 fn bug_fault_journal_holds_what_truncate_discards() {
     const CHILD: &str = "RIO_FFI_FUZZ_CHILD";
     if std::env::var_os(CHILD).is_none() {
@@ -722,7 +721,6 @@ fn bug_fault_journal_holds_what_truncate_discards() {
 /// adding the fault functions to the fuzz (which therefore only ever
 /// passes 0 or 1 there).
 #[test]
-#[ignore = "bug: rio_runtime_open reads a non-0/1 fault_injection byte as a Rust bool (UB) instead of -EINVAL"]
 fn bug_runtime_config_bool_byte_unchecked() {
     let mut cfg = MaybeUninit::<rio_runtime_config_t>::zeroed();
     rio_runtime_config_default(cfg.as_mut_ptr());
@@ -745,7 +743,6 @@ fn bug_runtime_config_bool_byte_unchecked() {
 /// engine and the write returns -ENOTRECOVERABLE. Found by the fuzz's
 /// random `rio_fault_t.count`/`nth` values.
 #[test]
-#[ignore = "bug: fault rule nth + count overflows (rule never fires in release, panic in debug)"]
 fn bug_fault_rule_nth_plus_count_overflows() {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg: rio_runtime_config_t = unsafe { std::mem::zeroed() };

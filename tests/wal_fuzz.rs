@@ -629,6 +629,7 @@ fn reference(files: &[FileSpec], mode: RecoveryMode) -> RefLog {
     segs.sort_by_key(|(s, _)| *s);
     let mut entries = Vec::new();
     let mut expected_first: Option<u64> = None;
+    let mut last_seal: Option<(&str, u64)> = None;
     let corrupt = |entries, name: &str, offset| RefLog { entries, end: RefEnd::Corrupt { name: name.to_string(), offset } };
     for (i, (name_seq, f)) in segs.iter().enumerate() {
         let last = i + 1 == segs.len();
@@ -667,6 +668,7 @@ fn reference(files: &[FileSpec], mode: RecoveryMode) -> RefLog {
         }
         if sealed {
             expected_first = Some(expected);
+            last_seal = Some((&f.name, at));
             continue;
         }
         if !last {
@@ -693,6 +695,13 @@ fn reference(files: &[FileSpec], mode: RecoveryMode) -> RefLog {
         let end = nonzero_end.unwrap_or(at).max(at);
         let torn = Some((f.name.clone(), committed_end, end - committed_end));
         return RefLog { entries, end: RefEnd::Open { next_seq, torn } };
+    }
+    // A seal naming a next segment beyond the largest first_seq: recovery
+    // refuses to create a segment no reader could open.
+    if let (Some(next), Some((name, at))) = (expected_first, last_seal) {
+        if next > MAX_SEQ {
+            return corrupt(entries, name, at);
+        }
     }
     RefLog { entries, end: RefEnd::Open { next_seq: expected_first.unwrap_or(1), torn: None } }
 }
@@ -1349,10 +1358,11 @@ fn regression_sequence_numbers_never_wrap() {
         let wal = Wal::open(rt, dir, config(RecoveryMode::Strict)).unwrap();
         assert_eq!(wal.last_seq(), MAX_SEQ + 1);
         assert_eq!(read_all(&wal, 0, "reader"), vec![(MAX_SEQ, b"x".to_vec()), (MAX_SEQ + 1, b"x".to_vec())]);
-        assert_eq!(wal.append(b"y").unwrap(), MAX_SEQ + 2);
+        // New entries never go beyond the maximum: refused, nothing poisoned.
+        assert_eq!(wal.append(b"y").unwrap_err().errno(), libc::EOVERFLOW);
         wal.close().unwrap();
         let wal = Wal::open(rt, dir, config(RecoveryMode::Strict)).unwrap();
-        assert_eq!(wal.last_seq(), MAX_SEQ + 2);
+        assert_eq!(wal.last_seq(), MAX_SEQ + 1);
     });
 }
 
@@ -1406,7 +1416,6 @@ fn regression_empty_sealed_last_segment_then_truncate() {
 /// nothing acknowledged is lost; recovery does not create a segment it
 /// would reject.
 #[test]
-#[ignore = "bug: rotation past seq 2^63-1 writes a segment header the reader rejects (acknowledged entries unrecoverable)"]
 fn bug_rotation_past_max_seq_makes_the_log_unopenable() {
     common::each_backend(|rt, dir| {
         write_segment(dir, MAX_SEQ, &[]);

@@ -72,8 +72,8 @@ impl ActiveRule {
         if self.rule.op.is_some_and(|k| k.family() != code.family()) {
             return false;
         }
-        self.seen += 1;
-        self.seen >= self.rule.nth && (self.rule.count == 0 || self.seen < self.rule.nth + self.rule.count)
+        self.seen = self.seen.saturating_add(1);
+        self.seen >= self.rule.nth && (self.rule.count == 0 || self.seen - self.rule.nth < self.rule.count)
     }
 }
 
@@ -82,7 +82,11 @@ impl ActiveRule {
 struct Undo {
     old_size: u64,
     offset: u64,
-    saved: Vec<u8>,
+    /// (offset, bytes) of what the change overwrites or discards. A write
+    /// saves its one range (holes included: they must read as zeros again);
+    /// a truncate saves only the data extents it cuts off, since growing
+    /// the file back re-creates the holes.
+    saved: Vec<(u64, Vec<u8>)>,
     /// Bytes the change wrote at `offset` (for tearing), 0 for size changes.
     written: u64,
 }
@@ -90,7 +94,9 @@ struct Undo {
 impl Undo {
     fn rollback(&self, fd: RawFd) {
         unsafe { libc::ftruncate(fd, self.old_size as i64) };
-        pwrite_all(fd, self.offset, &self.saved);
+        for (offset, bytes) in &self.saved {
+            pwrite_all(fd, *offset, bytes);
+        }
     }
 
     /// Reverts this write from a random byte on, so it looks half-written.
@@ -100,8 +106,8 @@ impl Undo {
         }
         let cut = 1 + dice.below(self.written - 1);
         let start = self.offset + cut;
-        if (cut as usize) < self.saved.len() {
-            pwrite_all(fd, start, &self.saved[cut as usize..]);
+        if let Some((_, old)) = self.saved.first().filter(|(_, old)| (cut as usize) < old.len()) {
+            pwrite_all(fd, start, &old[cut as usize..]);
         }
         if self.offset + self.written > self.old_size {
             // The write extended the file: the torn part never reached it.
@@ -151,6 +157,24 @@ fn pread_all(fd: RawFd, offset: u64, len: usize) -> Vec<u8> {
     }
     buf.truncate(done);
     buf
+}
+
+/// The data (non-hole) extents of `[start, end)`, read: what a truncate to
+/// `start` discards, without allocating for holes of a sparse file.
+fn data_extents(fd: RawFd, start: u64, end: u64) -> Vec<(u64, Vec<u8>)> {
+    let mut extents = Vec::new();
+    let mut pos = start;
+    while pos < end {
+        let data = unsafe { libc::lseek(fd, pos as i64, libc::SEEK_DATA) };
+        if data < 0 || data as u64 >= end {
+            break;
+        }
+        let hole = unsafe { libc::lseek(fd, data, libc::SEEK_HOLE) };
+        let stop = if hole < 0 { end } else { (hole as u64).min(end) };
+        extents.push((data as u64, pread_all(fd, data as u64, (stop - data as u64) as usize)));
+        pos = stop;
+    }
+    extents
 }
 
 fn pwrite_all(fd: RawFd, offset: u64, data: &[u8]) {
@@ -235,9 +259,13 @@ impl FaultBackend {
         let shadow = entry.shadow.as_raw_fd();
         let old_size = file_size(shadow);
         let end = offset.saturating_add(len).min(old_size);
-        let saved = if offset < end { pread_all(shadow, offset, (end - offset) as usize) } else { Vec::new() };
-        let written = if matches!(op.kind, OpKind::Write { .. } | OpKind::Writev { .. }) { len } else { 0 };
-        entry.undo.push(Undo { old_size, offset, saved, written });
+        let is_write = matches!(op.kind, OpKind::Write { .. } | OpKind::Writev { .. });
+        let saved = match (is_write, offset < end) {
+            (_, false) => Vec::new(),
+            (true, true) => vec![(offset, pread_all(shadow, offset, (end - offset) as usize))],
+            (false, true) => data_extents(shadow, offset, end),
+        };
+        entry.undo.push(Undo { old_size, offset, saved, written: if is_write { len } else { 0 } });
     }
 
     /// A completed sync makes the file's (or directory's) changes durable.

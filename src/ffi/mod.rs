@@ -170,6 +170,23 @@ pub(crate) unsafe fn read_versioned<T: Copy>(cfg: *const T, defaults: T, what: &
     Ok(out)
 }
 
+/// Checks that the C `bool` at byte `at` of a caller's config (when its
+/// `struct_size` covers it) is 0 or 1: reading any other byte as a Rust
+/// bool would be undefined behaviour.
+///
+/// # Safety
+/// `cfg` points at `struct_size` readable bytes starting with a u32 size.
+pub(crate) unsafe fn check_c_bool<T>(cfg: *const T, at: usize, what: &str) -> crate::Result<()> {
+    let size = unsafe { *(cfg as *const u32) } as usize;
+    if size > at && size <= std::mem::size_of::<T>() {
+        let byte = unsafe { *(cfg as *const u8).add(at) };
+        if byte > 1 {
+            return Err(Error::invalid(format!("{what}: {byte} is not a bool (0 or 1)")));
+        }
+    }
+    Ok(())
+}
+
 /// Copies `s` into a fixed C char array, truncating, always NUL-terminated.
 pub(crate) fn fill_c_chars(dst: &mut [c_char], s: &str) {
     let n = s.len().min(dst.len().saturating_sub(1));

@@ -3,7 +3,7 @@
 
 use std::ffi::{c_char, c_int};
 
-use super::{check_null, fail, ffi_boundary, fill_c_chars, finish, read_versioned};
+use super::{check_c_bool, check_null, fail, ffi_boundary, fill_c_chars, finish, read_versioned};
 use crate::runtime::{BackendChoice, Runtime, RuntimeConfig};
 use crate::{BackendKind, Error};
 
@@ -123,7 +123,10 @@ pub extern "C" fn rio_runtime_open(cfg: *const rio_runtime_config_t, out: *mut *
         let config = if cfg.is_null() {
             Ok(RuntimeConfig::default())
         } else {
-            unsafe { read_versioned(cfg, rio_runtime_config_t::defaults(), "cfg") }.and_then(|c| c.to_config())
+            let at = std::mem::offset_of!(rio_runtime_config_t, fault_injection);
+            unsafe { check_c_bool(cfg, at, "cfg.fault_injection") }
+                .and_then(|()| unsafe { read_versioned(cfg, rio_runtime_config_t::defaults(), "cfg") })
+                .and_then(|c| c.to_config())
         };
         match config.and_then(|c| Runtime::new(&c)) {
             Ok(rt) => {

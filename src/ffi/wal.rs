@@ -7,7 +7,7 @@ use std::mem::offset_of;
 use parking_lot::Mutex;
 
 use super::runtime::rio_runtime_t;
-use super::{c_path, check_null, fail, ffi_boundary, finish, read_versioned};
+use super::{c_path, check_c_bool, check_null, fail, ffi_boundary, finish, read_versioned};
 use crate::wal::{RecoveryMode, Wal, WalConfig, WalReader};
 use crate::Error;
 
@@ -98,14 +98,7 @@ impl rio_wal_config_t {
     /// # Safety
     /// `cfg` points at `cfg->struct_size` readable bytes.
     unsafe fn read(cfg: *const Self) -> crate::Result<WalConfig> {
-        let size = unsafe { *(cfg as *const u32) } as usize;
-        let at = offset_of!(rio_wal_config_t, sync_after_batch);
-        if size > at && size <= std::mem::size_of::<Self>() {
-            let byte = unsafe { *(cfg as *const u8).add(at) };
-            if byte > 1 {
-                return Err(Error::invalid(format!("cfg.sync_after_batch: {byte} is not a bool (0 or 1)")));
-            }
-        }
+        unsafe { check_c_bool(cfg, offset_of!(rio_wal_config_t, sync_after_batch), "cfg.sync_after_batch") }?;
         unsafe { read_versioned(cfg, Self::defaults(), "cfg") }?.to_config()
     }
 }

@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::MutexGuard;
 
-use super::format::{record_size, RecordHeader, RECORD_HEADER_SIZE, SEAL_SIZE, SEGMENT_HEADER_SIZE};
+use super::format::{record_size, RecordHeader, MAX_SEQ, RECORD_HEADER_SIZE, SEAL_SIZE, SEGMENT_HEADER_SIZE};
 use super::recovery::{Recovered, SegmentMeta};
 use super::segment::Segment;
 use super::metrics::WalMetrics;
@@ -397,6 +397,12 @@ impl Shared {
         let mut st = self.state.lock();
         self.admit(&mut st, bytes)?;
         let first_seq = st.next_seq;
+        if first_seq + entries.len() as u64 - 1 > MAX_SEQ {
+            return Err(Error::new(
+                libc::EOVERFLOW,
+                format!("sequence numbers are exhausted: the log may not go beyond {MAX_SEQ}"),
+            ));
+        }
         let unit = Unit {
             entries: entries.as_ptr().cast(),
             crcs: crcs.as_ptr(),

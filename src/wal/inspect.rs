@@ -391,6 +391,9 @@ impl Inspector {
             Stop::Sealed { at } => {
                 seg_report.used_bytes = at + format::SEAL_SIZE;
                 *expected_first = Some(scan.next_seq);
+                if let Some(e) = recovery::seal_beyond_max(&file.path, at, scan.next_seq).filter(|_| last) {
+                    corrupt(report, at, e);
+                }
                 SegmentEnd::Sealed { next_seq: scan.next_seq }
             }
             _ if !last => {

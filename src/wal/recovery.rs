@@ -17,7 +17,7 @@ use std::ops::ControlFlow;
 use std::path::PathBuf;
 
 use super::cursor::{Next, RecordCursor, CHUNK};
-use super::format::{Defect, Kind, RecordHeader, RECORD_ALIGN, RECORD_HEADER_SIZE, SEGMENT_HEADER_SIZE};
+use super::format::{Defect, Kind, RecordHeader, MAX_SEQ, RECORD_ALIGN, RECORD_HEADER_SIZE, SEGMENT_HEADER_SIZE};
 use super::segment::{Directory, Segment};
 use super::{RecoveryMode, WalConfig};
 use crate::error::{Error, Result};
@@ -263,6 +263,17 @@ fn settle_tail(seg: &Segment, scan: &Scan, mut cursor: RecordCursor, cfg: &WalCo
     }
 }
 
+/// A last segment sealed with a next sequence number no segment header may
+/// carry: recovery would have to create a segment no reader could open.
+pub(super) fn seal_beyond_max(path: &std::path::Path, at: u64, next_seq: u64) -> Option<Error> {
+    (next_seq > MAX_SEQ).then(|| {
+        Error::new(
+            libc::EBADMSG,
+            format!("{}: offset {at}: the seal names next sequence number {next_seq}, beyond the maximum {MAX_SEQ}", path.display()),
+        )
+    })
+}
+
 /// Opens the log in `dir`: creates the first segment of a new log, or
 /// verifies the existing segments and settles the tail of the last one.
 pub(crate) fn recover(rt: &Runtime, dir: &Directory, cfg: &WalConfig) -> Result<Recovered> {
@@ -270,6 +281,7 @@ pub(crate) fn recover(rt: &Runtime, dir: &Directory, cfg: &WalConfig) -> Result<
     let listed = dir.list_segments()?;
     let mut segments = Vec::with_capacity(listed.len() + 1);
     let mut expected_first: Option<u64> = None;
+    let mut last_seal = None;
     for (i, (name_seq, path)) in listed.iter().enumerate() {
         let last = i + 1 == listed.len();
         let seg = Segment::open(rt, path, *name_seq, last)?;
@@ -280,7 +292,10 @@ pub(crate) fn recover(rt: &Runtime, dir: &Directory, cfg: &WalConfig) -> Result<
         let size = seg.file.size()?;
         let (scan, cursor) = scan(&seg, size)?;
         match (scan.stop, last) {
-            (Stop::Sealed { .. }, _) => expected_first = Some(scan.next_seq),
+            (Stop::Sealed { at }, _) => {
+                expected_first = Some(scan.next_seq);
+                last_seal = Some((seg.path.clone(), at));
+            }
             (_, false) => return Err(unsealed(&seg, &scan)),
             (_, true) => {
                 let (write_offset, tail_bytes_cut) = settle_tail(&seg, &scan, cursor, cfg)?;
@@ -292,6 +307,9 @@ pub(crate) fn recover(rt: &Runtime, dir: &Directory, cfg: &WalConfig) -> Result<
     // A new log, or the last segment was sealed and a crash came before the
     // next one was created: start the next segment now.
     let next_seq = expected_first.unwrap_or(1);
+    if let Some(e) = last_seal.and_then(|(path, at)| seal_beyond_max(&path, at, next_seq)) {
+        return Err(e);
+    }
     // A sealed segment without entries has the name the new one takes: the
     // new file replaces it, and it must not stay listed (truncate_before
     // would unlink the new segment through it).
