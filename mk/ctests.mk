@@ -11,7 +11,7 @@
 # its eyes and the next memcmp is reported as an error (a false positive).
 # The io_uring backend is covered by the AddressSanitizer+UBSan run instead.
 VALGRIND ?= valgrind
-VALGRIND_FLAGS ?= --leak-check=full --error-exitcode=99 -q
+VALGRIND_FLAGS ?= --leak-check=full --error-exitcode=99 -q --suppressions=$(CURDIR)/c_tests/valgrind.supp
 
 .PHONY: test-c-valgrind valgrind-install
 valgrind-install:
