@@ -396,6 +396,13 @@ impl Flight {
         for cqe in ring.completion() {
             let i = cqe.user_data() as usize;
             self.in_flight -= 1;
+            if cqe.result() == -libc::ECANCELED {
+                // We never cancel: the kernel could not run the op, e.g. it
+                // failed to start an io-wq worker while a signal was pending
+                // for this thread. The op did nothing; do it here instead.
+                run_blocking(&mut ops[i]);
+                continue;
+            }
             if progress[i].complete(&mut ops[i], cqe.result() as i64) == After::Resubmit {
                 self.todo.push(i);
             }
