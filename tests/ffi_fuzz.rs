@@ -253,10 +253,6 @@ fn fault_rule(rng: &mut Rng) -> rio_fault_t {
         2 => u64::MAX - rng.below(2),
         _ => 1 + rng.below(3),
     };
-    if cfg!(debug_assertions) && f.count != 0 && f.nth.checked_add(f.count).is_none() {
-        // Debug builds panic there (`bug_fault_rule_nth_plus_count_overflows`).
-        f.count = 1;
-    }
     f.action = if rng.chance(90) { rng.below(4) as u32 } else { rng.next() as u32 };
     f.error = if rng.chance(85) {
         [libc::EIO, libc::ENOSPC, libc::EINTR, libc::EAGAIN][rng.below(4) as usize]
@@ -557,9 +553,8 @@ fn step(w: &mut World, rng: &mut Rng) {
             let f = w.file(rng);
             let mut len = rng.size() % (1 << 24);
             if w.faulty.contains(&(f as usize)) {
-                // The fault journal reads all a truncate discards into memory
-                // (`bug_fault_journal_holds_what_truncate_discards`): files
-                // reach terabytes here, so discard at most 64 MiB.
+                // Files reach terabytes here: keep what the fault journal
+                // must save for a truncate moderate (at most 64 MiB).
                 let size = rio_file_size(f);
                 check("rio_file_size", size);
                 if size < 0 {
@@ -668,23 +663,21 @@ fn random_c_api_calls_never_crash() {
     );
 }
 
-/// The fault-injecting backend saves, before each ftruncate, every byte the
-/// truncate discards (src/engine/fault.rs `journal_before`: `Ftruncate {
-/// len }` reads `old_size - len` bytes into one Vec, holes included). On a
-/// runtime opened with `fault_injection`, truncating a large sparse file
-/// (1 TiB here: one byte written at offset 2^40) therefore allocates 1 TiB
-/// and the process aborts: "memory allocation of 1099511627776 bytes
-/// failed". The fuzz hit it with a 2 TiB file (a write or fallocate at a
-/// huge offset, then rio_file_truncate). Expected: the truncate returns 0
-/// (the journal keeps a bounded amount, e.g. only the non-hole bytes it
-/// needs, or reads what it restores in chunks at crash time). Runs in a
-/// child process, since the failure is an abort.
+/// The fault-injecting backend used to save, before each ftruncate, every
+/// byte the truncate discards (`old_size - len` bytes in one Vec, holes
+/// included). On a runtime opened with `fault_injection`, truncating a
+/// large sparse file (1 TiB here: one byte written at offset 2^40)
+/// allocated 1 TiB and the process aborted ("memory allocation of
+/// 1099511627776 bytes failed"); the fuzz hit it with a 2 TiB file (a
+/// write or fallocate at a huge offset, then rio_file_truncate). Fixed in
+/// 09894f7 (only data extents are saved). Runs in a child process, since
+/// the failure was an abort.
 #[test]
-fn bug_fault_journal_holds_what_truncate_discards() {
+fn regression_fault_journal_truncate_of_a_sparse_file() {
     const CHILD: &str = "RIO_FFI_FUZZ_CHILD";
     if std::env::var_os(CHILD).is_none() {
         let out = std::process::Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "bug_fault_journal_holds_what_truncate_discards", "--ignored", "--nocapture"])
+            .args(["--exact", "regression_fault_journal_truncate_of_a_sparse_file", "--nocapture"])
             .env(CHILD, "1")
             .output()
             .unwrap();
@@ -712,16 +705,13 @@ fn bug_fault_journal_holds_what_truncate_discards() {
     rio_runtime_close(rt);
 }
 
-/// `rio_runtime_config_t.fault_injection` is a C bool read as a Rust bool
-/// without a check, unlike `rio_wal_config_t.sync_after_batch`, which
-/// `rio_wal_open` rejects with -EINVAL unless it is 0 or 1 ("any byte but 0
-/// or 1 would be undefined there", src/ffi/wal.rs). A config whose byte is
-/// 2 (memset, a binding writing an int) is undefined behaviour inside
-/// `rio_runtime_open` instead of -EINVAL. Found reading the code while
-/// adding the fault functions to the fuzz (which therefore only ever
-/// passes 0 or 1 there).
+/// `rio_runtime_config_t.fault_injection` is a C bool that used to be read
+/// as a Rust bool without a check, unlike `rio_wal_config_t.sync_after_batch`
+/// (-EINVAL unless 0 or 1): a byte of 2 (memset, a binding writing an int)
+/// was undefined behaviour inside `rio_runtime_open`. Found reading the
+/// code while adding the fault functions to the fuzz; fixed in 09894f7.
 #[test]
-fn bug_runtime_config_bool_byte_unchecked() {
+fn regression_runtime_config_bool_byte_checked() {
     let mut cfg = MaybeUninit::<rio_runtime_config_t>::zeroed();
     rio_runtime_config_default(cfg.as_mut_ptr());
     unsafe { (cfg.as_mut_ptr() as *mut u8).add(offset_of!(rio_runtime_config_t, fault_injection)).write(2) };
@@ -734,16 +724,14 @@ fn bug_runtime_config_bool_byte_unchecked() {
     assert!(last_message().contains("fault_injection"), "{}", last_message());
 }
 
-/// A fault rule hits matching operations `nth..nth+count`, computed as
-/// `seen < nth + count` (src/engine/fault.rs `ActiveRule::matches`), which
-/// overflows for a large `count` or `nth`. Release builds: nth 2 with
-/// count u64::MAX wraps to 1 and the rule never fires (writes 2, 3, 4
-/// succeed) instead of failing every write from the 2nd on, as count 0 or
-/// 1000 do. Debug builds: "attempt to add with overflow" panics inside the
-/// engine and the write returns -ENOTRECOVERABLE. Found by the fuzz's
-/// random `rio_fault_t.count`/`nth` values.
+/// A fault rule hits matching operations `nth..nth+count`, which used to
+/// be computed as `seen < nth + count` and overflowed for a large `count`
+/// or `nth`: in release builds nth 2 with count u64::MAX wrapped to 1 and
+/// the rule never fired; in debug builds the engine panicked and the write
+/// returned -ENOTRECOVERABLE. Found by the fuzz's random
+/// `rio_fault_t.count`/`nth` values; fixed in 09894f7.
 #[test]
-fn bug_fault_rule_nth_plus_count_overflows() {
+fn regression_fault_rule_nth_plus_count_no_overflow() {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg: rio_runtime_config_t = unsafe { std::mem::zeroed() };
     rio_runtime_config_default(&mut cfg);

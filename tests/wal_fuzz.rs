@@ -825,11 +825,6 @@ fn check_open(
             assert_eq!(wal.last_seq(), next_seq.wrapping_sub(1), "{what}: last_seq");
             let cut = wal.metrics().tail_bytes_cut.load(std::sync::atomic::Ordering::Relaxed);
             assert_eq!(cut, torn.as_ref().map_or(0, |t| t.2), "{what}: tail bytes cut");
-            if *next_seq > MAX_SEQ {
-                // The segment recovery created is one it cannot read back
-                // (`bug_rotation_past_max_seq_makes_the_log_unopenable`).
-                return Some(got);
-            }
             // A reader from anywhere returns the matching suffix.
             let from = match (got.first(), rng.below(3)) {
                 (Some(first), 0) => first.0 + rng.below(got.len() as u64 + 2),
@@ -838,7 +833,7 @@ fn check_open(
             let suffix = read_all(&wal, from, &what);
             let start = got.iter().position(|e| e.0 >= from).unwrap_or(got.len());
             assert!(suffix == got[start..], "{what}: reader({from}) read {}", describe_entries(&suffix));
-            // Near the largest first_seq, rotation hits the same bug.
+            // Appends beyond seq 2^63 - 1 are refused (EOVERFLOW).
             if post_ops && *next_seq < MAX_SEQ - 100 {
                 post_open_ops(rt, dir, wal, &got, *next_seq, rng);
             } else {
@@ -1398,25 +1393,17 @@ fn regression_empty_sealed_last_segment_then_truncate() {
     });
 }
 
-/// Since c425c54 a segment header with first_seq beyond 2^63 - 1 is damage,
-/// but appends are not stopped there: a log whose segment starts at
-/// 2^63 - 1 (allowed) takes appends past it, and when the segment is full
-/// the group commit rotates into a new segment whose header says
-/// first_seq 2^63 (or more). Every append was acknowledged, yet the next
-/// `Wal::open` fails with EBADMSG "segment header first sequence number
-/// 9223372036854775808 is beyond the maximum 9223372036854775807": the
-/// library wrote a log it refuses, and acknowledged entries cannot be read.
-/// Found by `arbitrary_segment_bytes` case 544 (post-open appends).
-/// Recovery does the same: when the last segment is sealed with seq 2^63,
-/// `Wal::open` succeeds by creating 09223372036854775808.wal, a reader
-/// from seq 2^63 on fails with EBADMSG on that header, and so does the
-/// next open, though the log was closed cleanly (case 1012).
-/// Expected: the log reopens with every acknowledged entry, or appends that
-/// would need a segment beyond the maximum fail (e.g. EOVERFLOW) and
-/// nothing acknowledged is lost; recovery does not create a segment it
-/// would reject.
+/// After c425c54 made a segment header beyond 2^63 - 1 damage, appends were
+/// not stopped there: a log whose segment starts at 2^63 - 1 took appends
+/// past it, and rotation created a segment whose header said first_seq 2^63,
+/// so the next `Wal::open` failed with EBADMSG and acknowledged entries
+/// could not be read. Recovery did the same when the last segment was
+/// sealed with seq 2^63 (it created 09223372036854775808.wal, which readers
+/// and the next open rejected). Found by `arbitrary_segment_bytes` cases 544
+/// and 1012; fixed in 09894f7: such appends fail with EOVERFLOW, such a
+/// seal is EBADMSG. Whatever was acknowledged reopens.
 #[test]
-fn bug_rotation_past_max_seq_makes_the_log_unopenable() {
+fn regression_rotation_past_max_seq_keeps_the_log_openable() {
     common::each_backend(|rt, dir| {
         write_segment(dir, MAX_SEQ, &[]);
         let wal = Wal::open(rt, dir, config(RecoveryMode::TolerateTail)).unwrap();
