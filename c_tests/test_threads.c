@@ -372,13 +372,17 @@ static void run_signals(rio_runtime_t *rt, const char *ctx) {
         w[i] = (struct sig_worker){.s = &s, .id = i};
         CHECK_EQ(pthread_create(&w[i].tid, NULL, sig_io, &w[i]), 0);
     }
-    /* Signal from this thread until the I/O threads are done. */
-    int finished = 0;
+    /* Signal from this thread until the I/O threads are done, for at most
+     * 2000 rounds: under valgrind a syscall can take longer than the pause,
+     * and a thread retrying EINTR (as it must) would never get through a
+     * storm that does not end. */
+    int finished = 0, rounds = 0;
     struct timespec pause = {0, 100 * 1000};
     while (finished < SIG_THREADS) {
-        for (int i = 0; i < SIG_THREADS; i++)
+        for (int i = 0; i < SIG_THREADS && rounds < 2000; i++)
             if (w[i].tid)
                 pthread_kill(w[i].tid, SIGUSR1);
+        rounds++;
         nanosleep(&pause, NULL);
         for (int i = 0; i < SIG_THREADS; i++) {
             if (w[i].tid && pthread_tryjoin_np(w[i].tid, NULL) == 0) {

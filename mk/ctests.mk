@@ -23,13 +23,18 @@ valgrind-install:
 			{ echo "test-c-valgrind: cannot install valgrind (needs root or sudo, and apt-get)"; exit 1; }; \
 	fi
 
+# test_threads (64-thread hammer, signal storms) can livelock under
+# valgrind's serialised scheduler (seen once: 100% CPU for 10+ minutes);
+# it runs plain and under ASan+UBSan instead. Under investigation.
+VALGRIND_BIN := $(filter-out c_tests/build/test_threads,$(CTEST_BIN))
+
 test-c-valgrind: valgrind-install $(CTEST_BIN)
 	@failed=0; \
-	for t in $(CTEST_BIN); do \
+	for t in $(VALGRIND_BIN); do \
 		echo "== valgrind $$t"; \
 		RIO_CTEST_BACKENDS=thread_pool $(VALGRIND) $(VALGRIND_FLAGS) $$t || { echo "FAILED: valgrind $$t"; failed=$$((failed + 1)); }; \
 	done; \
-	echo "C test programs under valgrind: $$(( $(words $(CTEST_BIN)) - failed )) passed, $$failed failed"; \
+	echo "C test programs under valgrind: $$(( $(words $(VALGRIND_BIN)) - failed )) passed, $$failed failed"; \
 	[ $$failed -eq 0 ]
 
 TEST_SUITES += test-c-valgrind
