@@ -20,5 +20,7 @@ pub use buf::AlignedBuf;
 pub use engine::{BackendKind, Op, OpCode, OpKind};
 pub use error::{Error, Result};
 pub use file::{open_flags, sync_dir, DioAlign, DiskFile};
-pub use runtime::{BackendChoice, Capabilities, CrashMode, FaultAction, FaultInjector, FaultRule, Runtime, RuntimeConfig};
+pub use runtime::{
+    BackendChoice, Capabilities, CompletionFaults, CrashMode, FaultAction, FaultInjector, FaultRule, Runtime, RuntimeConfig,
+};
 pub use wal::{RecoveryMode, Wal, WalConfig, WalReader, WalStats};

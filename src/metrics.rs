@@ -2,12 +2,10 @@
 //! `Instant` pair per engine call and a few relaxed atomic adds per op.
 //! Rendered as Prometheus text exposition (0.0.4).
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
-use parking_lot::Mutex;
 
 use crate::engine::{Op, OpCode, OpKind};
 
@@ -117,11 +115,26 @@ struct OpStats {
     latency_ns: Histogram<LATENCY_BUCKETS>,
 }
 
+/// Error counts by errno: Linux's errnos go up to EHWPOISON (133); larger
+/// values share slot 0, rendered as errno="other".
+const ERRNO_SLOTS: usize = 134;
+
+/// Failed ops by (kind, errno), lock-free: a lock here could be held by a
+/// parent thread when the process forks and then never be released in the
+/// child, whose first failing op would hang (docs/engine.md, fork).
+struct ErrnoCounts([[AtomicU64; ERRNO_SLOTS]; 8]);
+
+impl Default for ErrnoCounts {
+    fn default() -> Self {
+        ErrnoCounts(std::array::from_fn(|_| std::array::from_fn(|_| AtomicU64::new(0))))
+    }
+}
+
 /// Metrics of one runtime's engine.
 #[derive(Default)]
 pub struct Metrics {
     ops: [OpStats; 8],
-    errors_by_errno: Mutex<BTreeMap<(usize, i32), u64>>,
+    errors_by_errno: ErrnoCounts,
     batch_size: Histogram<SIZE_BUCKETS>,
 }
 
@@ -183,7 +196,8 @@ impl Metrics {
     #[cold]
     fn record_error(&self, op: &Op) {
         self.ops[op.code().index()].errors.fetch_add(1, Relaxed);
-        *self.errors_by_errno.lock().entry((op.code().index(), (-op.result) as i32)).or_default() += 1;
+        let errno = usize::try_from(-op.result).ok().filter(|e| *e < ERRNO_SLOTS).unwrap_or(0);
+        self.errors_by_errno.0[op.code().index()][errno].fetch_add(1, Relaxed);
     }
 
     pub fn op_count(&self, code: OpCode) -> u64 {
@@ -229,9 +243,11 @@ impl Metrics {
             let _ = writeln!(out, "rio_op_bytes_total{{op=\"{}\"}} {}", code.name(), self.op_bytes(code));
         }
         family(out, "rio_op_errors_total", "counter", "Operations that failed, by kind and errno.");
-        for ((code, errno), n) in self.errors_by_errno.lock().iter() {
-            let name = OpCode::ALL[*code].name();
-            let _ = writeln!(out, "rio_op_errors_total{{op=\"{name}\",errno=\"{errno}\"}} {n}");
+        for (code, counts) in OpCode::ALL.iter().zip(&self.errors_by_errno.0) {
+            for (errno, n) in counts.iter().enumerate().map(|(e, n)| (e, n.load(Relaxed))).filter(|(_, n)| *n > 0) {
+                let errno = if errno == 0 { "other".to_string() } else { errno.to_string() };
+                let _ = writeln!(out, "rio_op_errors_total{{op=\"{}\",errno=\"{errno}\"}} {n}", code.name());
+            }
         }
         family(
             out,

@@ -3,6 +3,8 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use crate::engine::completion_faults::Injector;
+pub use crate::engine::completion_faults::CompletionFaults;
 use crate::engine::fault::FaultBackend;
 pub use crate::engine::fault::{CrashMode, FaultAction, FaultRule};
 use crate::engine::pool::PoolBackend;
@@ -46,6 +48,11 @@ pub struct RuntimeConfig {
     /// Wrap the backend in the fault-injecting backend (a testing tool:
     /// see `Runtime::fault_injector`).
     pub fault_injection: bool,
+    /// Inject randomized faults where the backend learns results (short
+    /// completions, EAGAIN/EINTR/ECANCELED, failing io_uring_enter): a
+    /// testing tool for the engine itself (docs/engine.md). `None` costs
+    /// nothing.
+    pub completion_faults: Option<CompletionFaults>,
 }
 
 /// The settings actually in use, after environment and defaults.
@@ -179,6 +186,9 @@ impl RuntimeConfig {
         if let Some(0) = self.max_concurrent_ops {
             return Err(Error::invalid("max_concurrent_ops: must be positive"));
         }
+        if self.completion_faults.is_some_and(|f| f.one_in == 0) {
+            return Err(Error::invalid("completion_faults.one_in: must be positive"));
+        }
         if self.worker_threads.is_some_and(|w| w == 0 || w > 1024) {
             return Err(Error::invalid("worker_threads: must be between 1 and 1024"));
         }
@@ -210,11 +220,15 @@ impl Runtime {
     /// `capabilities().io_uring_unavailable_reason`.
     pub fn new(config: &RuntimeConfig) -> Result<Runtime> {
         crate::log::init(false)?;
+        // Before any per-process state exists: a child of fork() must know
+        // it is one (engine/fork.rs).
+        crate::engine::fork::watch();
         let (choice, settings) = config.resolve()?;
+        let faults = || config.completion_faults.map(Injector::new);
         let metrics = Arc::new(Metrics::default());
         let (uring, reason) = match choice {
             BackendChoice::ThreadPool => (None, Some(thread_pool_reason(config.backend))),
-            _ => match UringBackend::probe(ring_params(&settings)) {
+            _ => match UringBackend::probe(ring_params(&settings), faults()) {
                 Ok(b) => (Some(Arc::new(b)), None),
                 Err(why) if choice == BackendChoice::IoUring => {
                     return Err(Error::new(libc::EOPNOTSUPP, format!("io_uring backend required but unavailable: {why}")));
@@ -228,7 +242,7 @@ impl Runtime {
         let backend: Box<dyn Backend> = match &uring {
             Some(u) => Box::new(Shared(u.clone())),
             None => Box::new(
-                PoolBackend::new(settings.worker_threads as usize)
+                PoolBackend::new(settings.worker_threads as usize, faults())
                     .map_err(|e| Error::from_io(e, "thread pool: cannot start workers"))?,
             ),
         };

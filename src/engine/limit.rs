@@ -1,7 +1,7 @@
 //! The per-runtime bound on operations in flight. Callers beyond the bound
 //! wait; they never fail. The uncontended path is one CAS.
 
-use parking_lot::{Condvar, Mutex};
+use super::sync::{Condvar, Mutex};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 pub(crate) struct Limit {

@@ -5,14 +5,22 @@
 //! a hand-off to a worker only adds two context switches (docs/engine.md).
 //! Batches are spread over the workers, the caller taking a share, so a batch
 //! of N reads has up to `workers + 1` syscalls in flight at once.
+//!
+//! Fork: workers and their job queue are per process (`ForkLocal`); a
+//! forked child starts its own workers on first use and never touches the
+//! parent's queue (its lock may be held by a worker that does not exist in
+//! the child).
 
 use std::collections::VecDeque;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use parking_lot::{Condvar, Mutex};
+use super::sync::{Condvar, Mutex};
 
-use super::{run_blocking, Backend, BackendKind, Op};
+use super::completion_faults::Injector;
+use super::fork::ForkLocal;
+use super::{run_blocking_from, Backend, BackendKind, Op, Progress};
 
 /// One op handed to a worker, and the latch to count down when it is done.
 struct Job {
@@ -46,37 +54,71 @@ impl Latch {
     }
 }
 
+/// Waits for the workers when dropped, so no path out of `execute` (a
+/// panic in the caller's own share included) returns while a worker still
+/// writes into the caller's ops or buffers.
+struct WaitForWorkers<'a>(&'a Latch);
+
+impl Drop for WaitForWorkers<'_> {
+    fn drop(&mut self) {
+        self.0.wait();
+    }
+}
+
 struct Queue {
     jobs: Mutex<(VecDeque<Job>, bool)>,
     ready: Condvar,
 }
 
-pub(crate) struct PoolBackend {
+/// One process's workers. `None` in a child that could not start any: its
+/// batches then run on the calling thread.
+struct Workers {
     queue: Arc<Queue>,
-    workers: Vec<JoinHandle<()>>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+pub(crate) struct PoolBackend {
+    threads: usize,
+    workers: ForkLocal<Option<Workers>>,
+    faults: Option<Arc<Injector>>,
 }
 
 impl PoolBackend {
-    pub fn new(threads: usize) -> std::io::Result<PoolBackend> {
-        let queue = Arc::new(Queue { jobs: Mutex::new((VecDeque::new(), false)), ready: Condvar::new() });
-        let mut workers = Vec::with_capacity(threads);
-        for i in 0..threads.max(1) {
-            let q = queue.clone();
-            let spawned = std::thread::Builder::new().name(format!("rio-pool-{i}")).spawn(move || worker(&q));
-            match spawned {
-                Ok(handle) => workers.push(handle),
+    pub fn new(threads: usize, faults: Option<Injector>) -> std::io::Result<PoolBackend> {
+        let faults = faults.map(Arc::new);
+        let workers = Workers::start(threads, &faults)?;
+        Ok(PoolBackend { threads, workers: ForkLocal::new(Some(workers)), faults })
+    }
+
+    /// This process's workers; a forked child starts its own here.
+    fn workers(&self) -> Option<&Workers> {
+        self.workers
+            .get_or(|| match Workers::start(self.threads, &self.faults) {
+                Ok(w) => Some(w),
                 Err(e) => {
-                    // Stop the workers already started before reporting.
-                    drop(PoolBackend { queue, workers });
-                    return Err(e);
+                    tracing::warn!(error = %e, "thread pool: cannot start workers in this process; batches run on the calling thread");
+                    None
                 }
-            }
-        }
-        Ok(PoolBackend { queue, workers })
+            })
+            .as_ref()
     }
 }
 
-fn worker(queue: &Queue) {
+impl Workers {
+    fn start(threads: usize, faults: &Option<Arc<Injector>>) -> std::io::Result<Workers> {
+        let queue = Arc::new(Queue { jobs: Mutex::new((VecDeque::new(), false)), ready: Condvar::new() });
+        let mut workers = Workers { queue, threads: Vec::with_capacity(threads) };
+        for i in 0..threads.max(1) {
+            let (q, faults) = (workers.queue.clone(), faults.clone());
+            let spawned = std::thread::Builder::new().name(format!("rio-pool-{i}")).spawn(move || worker(&q, faults.as_deref()));
+            // On error, dropping `workers` stops the ones already started.
+            workers.threads.push(spawned?);
+        }
+        Ok(workers)
+    }
+}
+
+fn worker(queue: &Queue, faults: Option<&Injector>) {
     loop {
         let job = {
             let mut guard = queue.jobs.lock();
@@ -91,8 +133,20 @@ fn worker(queue: &Queue) {
             }
         };
         // SAFETY: see `Job`.
-        run_blocking(unsafe { &mut *job.op });
+        let op = unsafe { &mut *job.op };
+        run_guarded(op, faults);
         job.latch.count_down();
+    }
+}
+
+/// Runs an op on a worker. A panic (a bug, never an I/O error) fails the
+/// op with ENOTRECOVERABLE: the worker lives on and the caller, waiting on
+/// the latch, is neither hung nor unwound from another thread.
+fn run_guarded(op: &mut Op, faults: Option<&Injector>) {
+    let mut progress = Progress::new(op);
+    if catch_unwind(AssertUnwindSafe(|| run_blocking_from(op, &mut progress, faults))).is_err() {
+        tracing::error!(op = op.code().name(), "thread pool: an operation panicked; it fails with ENOTRECOVERABLE");
+        op.result = -(libc::ENOTRECOVERABLE as i64);
     }
 }
 
@@ -102,30 +156,33 @@ impl Backend for PoolBackend {
     }
 
     unsafe fn execute(&self, ops: &mut [Op]) {
-        let Some((mine, rest)) = ops.split_first_mut() else {
-            return;
+        let faults = self.faults.as_deref();
+        let workers = match ops {
+            [] => return,
+            [op] => return run_blocking_from(op, &mut Progress::new(op), faults),
+            _ => match self.workers() {
+                Some(w) => w,
+                None => return ops.iter_mut().for_each(|op| run_blocking_from(op, &mut Progress::new(op), faults)),
+            },
         };
-        if rest.is_empty() {
-            run_blocking(mine);
-            return;
-        }
+        let (mine, rest) = ops.split_first_mut().expect("two or more ops");
         let latch = Arc::new(Latch { remaining: Mutex::new(rest.len()), zero: Condvar::new() });
         {
-            let mut guard = self.queue.jobs.lock();
+            let mut guard = workers.queue.jobs.lock();
             guard.0.extend(rest.iter_mut().map(|op| Job { op, latch: latch.clone() }));
         }
-        self.queue.ready.notify_all();
-        run_blocking(mine);
-        // Workers still hold pointers into `rest` until the latch reaches zero.
-        latch.wait();
+        // Workers hold pointers into `rest` until the latch reaches zero.
+        let _wait = WaitForWorkers(&latch);
+        workers.queue.ready.notify_all();
+        run_blocking_from(mine, &mut Progress::new(mine), faults);
     }
 }
 
-impl Drop for PoolBackend {
+impl Drop for Workers {
     fn drop(&mut self) {
         self.queue.jobs.lock().1 = true;
         self.queue.ready.notify_all();
-        for w in self.workers.drain(..) {
+        for w in self.threads.drain(..) {
             let _ = w.join();
         }
     }

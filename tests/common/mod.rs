@@ -1,6 +1,8 @@
 //! Shared helpers: every behaviour test runs once per backend.
 #![allow(dead_code)]
 
+pub mod forking;
+
 use rio::{BackendChoice, Runtime, RuntimeConfig};
 
 pub const BACKENDS: [BackendChoice; 2] = [BackendChoice::IoUring, BackendChoice::ThreadPool];
