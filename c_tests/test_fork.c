@@ -50,7 +50,7 @@ static int direct_reads_ok(int first, int n, unsigned char **bufs) {
     rio_op_t ops[4];
     for (int i = 0; i < n; i++)
         ops[i] = op(RIO_OP_READ, direct, bufs[i], BIG, (uint64_t)((first + i) % DIRECT_BLOCKS) * BIG);
-    if (rio_submit_batch(rt, ops, (size_t)n) != 0)
+    if (rio_submit_batch(rt, ops, (size_t)n) != n)
         return 0;
     for (int i = 0; i < n; i++) {
         uint64_t at = (uint64_t)((first + i) % DIRECT_BLOCKS) * BIG;
@@ -79,11 +79,11 @@ static int file_io_ok(const char *name, uint64_t seed, unsigned char **into) {
         w[i] = op(RIO_OP_WRITE, f, blocks[i], 4096, 200000 + (uint64_t)i * 4096);
     }
     w[4] = op(RIO_OP_FDATASYNC, f, NULL, 0, 0);
-    ok = ok && rio_submit_batch(rt, w, 5) == 0;
+    ok = ok && rio_submit_batch(rt, w, 5) == 5;
     for (int i = 0; ok && i < 5; i++)
         ok = w[i].result == (i < 4 ? 4096 : 0);
-    rio_op_t r[2] = {op(RIO_OP_READ, f, into[0], 4096, 200000), op(RIO_OP_READ, f, into[1], 4096, 204800)};
-    ok = ok && rio_submit_batch(rt, r, 2) == 0 && r[0].result == 4096 && r[1].result == 4096;
+    rio_op_t r[2] = {op(RIO_OP_READ, f, into[0], 4096, 200000), op(RIO_OP_READ, f, into[1], 4096, 200000 + 2 * 4096)};
+    ok = ok && rio_submit_batch(rt, r, 2) == 2 && r[0].result == 4096 && r[1].result == 4096;
     ok = ok && memcmp(into[0], blocks[0], 4096) == 0 && memcmp(into[1], blocks[2], 4096) == 0;
     return rio_file_close(f) == 0 && ok;
 }
