@@ -82,6 +82,7 @@ pub(crate) struct RuntimeInner {
     pub caps: Capabilities,
     uring: Option<Arc<UringBackend>>,
     faults: Option<Arc<FaultBackend>>,
+    completion_faults: Option<Arc<Injector>>,
     /// WALs opened on this runtime, for the Prometheus exposition.
     wals: parking_lot::Mutex<Vec<std::sync::Weak<WalMetrics>>>,
 }
@@ -224,7 +225,8 @@ impl Runtime {
         // it is one (engine/fork.rs).
         crate::engine::fork::watch();
         let (choice, settings) = config.resolve()?;
-        let faults = || config.completion_faults.map(Injector::new);
+        let completion_faults = config.completion_faults.map(|c| Arc::new(Injector::new(c)));
+        let faults = || completion_faults.clone();
         let metrics = Arc::new(Metrics::default());
         let (uring, reason) = match choice {
             BackendChoice::ThreadPool => (None, Some(thread_pool_reason(config.backend))),
@@ -262,7 +264,7 @@ impl Runtime {
         };
         tracing::info!(backend = kind.name(), "runtime opened");
         let engine = Engine::new(backend, settings.max_concurrent_ops as usize, metrics);
-        Ok(Runtime { inner: Arc::new(RuntimeInner { engine, caps, uring, faults, wals: Default::default() }) })
+        Ok(Runtime { inner: Arc::new(RuntimeInner { engine, caps, uring, faults, completion_faults, wals: Default::default() }) })
     }
 
     /// A runtime from defaults and the environment.
@@ -304,6 +306,12 @@ impl Runtime {
 
     fn uring_counter(&self, counter: fn(&UringBackend) -> &AtomicU64) -> u64 {
         self.inner.uring.as_ref().map_or(0, |u| counter(u).load(Ordering::Relaxed))
+    }
+
+    /// Completion faults injected so far (`RuntimeConfig::completion_faults`;
+    /// 0 without them).
+    pub fn completion_faults_injected(&self) -> u64 {
+        self.inner.completion_faults.as_ref().map_or(0, |f| f.injected.load(Ordering::Relaxed))
     }
 
     /// The fault controls, when opened with `fault_injection`.

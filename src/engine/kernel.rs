@@ -141,6 +141,15 @@ static FTRUNCATE: Row = Row {
     syscall: |c| unsafe { libc::ftruncate(c.fd, c.len as i64) as isize },
 };
 
+/// Half of a transfer length, in whole blocks when it is made of them.
+fn half(len: u64) -> u64 {
+    const BLOCK: u64 = 4096;
+    match len % BLOCK {
+        0 if len >= BLOCK => (len / BLOCK).div_ceil(2) * BLOCK,
+        _ => len.div_ceil(2),
+    }
+}
+
 /// The table's index: an op kind's row and arguments.
 #[inline]
 pub(crate) fn decode(kind: &OpKind) -> (&'static Row, Args) {
@@ -177,24 +186,24 @@ impl Call {
         }
     }
 
-    /// The same call moving at most half of what it would (at least one
-    /// byte): what a short transfer from the kernel looks like. Calls that
-    /// move nothing are returned unchanged.
+    /// The same call moving at most half of what it would: what a short
+    /// transfer from the kernel looks like. Lengths in whole 4 KiB blocks
+    /// are halved in whole blocks and a single block is left whole, so the
+    /// pieces of an O_DIRECT transfer stay aligned (as the kernel's own
+    /// short transfers are); other lengths move at least one byte. Calls
+    /// that move nothing are returned unchanged.
     ///
     /// # Safety
     /// A vectored call's iovec array must be valid.
     pub unsafe fn halved(&self) -> Call {
         match self.row.shape {
-            Shape::Buffer => Call { len: self.len.div_ceil(2), ..*self },
+            Shape::Buffer => Call { len: half(self.len), ..*self },
             Shape::Vector => {
                 let iov = super::iov_slice(self.addr as *const libc::iovec, self.len as usize);
                 match (iov.iter().find(|v| v.iov_len > 0), self.row.buffer_twin) {
-                    (Some(first), Some(twin)) => Call {
-                        row: twin,
-                        addr: first.iov_base.cast(),
-                        len: (first.iov_len as u64).div_ceil(2),
-                        ..*self
-                    },
+                    (Some(first), Some(twin)) => {
+                        Call { row: twin, addr: first.iov_base.cast(), len: half(first.iov_len as u64), ..*self }
+                    }
                     _ => *self,
                 }
             }

@@ -84,8 +84,7 @@ pub(crate) struct PoolBackend {
 }
 
 impl PoolBackend {
-    pub fn new(threads: usize, faults: Option<Injector>) -> std::io::Result<PoolBackend> {
-        let faults = faults.map(Arc::new);
+    pub fn new(threads: usize, faults: Option<Arc<Injector>>) -> std::io::Result<PoolBackend> {
         let workers = Workers::start(threads, &faults)?;
         Ok(PoolBackend { threads, workers: ForkLocal::new(Some(workers)), faults })
     }

@@ -131,7 +131,7 @@ pub(crate) struct UringBackend {
     info: RingInfo,
     /// This process's rings; a forked child starts with an empty registry.
     registry: ForkLocal<Arc<Registry>>,
-    faults: Option<Injector>,
+    faults: Option<Arc<Injector>>,
     pub sqes_submitted: AtomicU64,
     pub enter_calls: AtomicU64,
     /// Lone ops run with a direct syscall instead of the ring (`runs_direct`).
@@ -197,7 +197,7 @@ fn build_ring(flags: u32, params: &RingParams) -> io::Result<IoUring> {
 impl UringBackend {
     /// Sets up a first ring to choose flags and probe opcodes. The error is
     /// the reason io_uring cannot be used, as text.
-    pub fn probe(params: RingParams, faults: Option<Injector>) -> Result<UringBackend, String> {
+    pub fn probe(params: RingParams, faults: Option<Arc<Injector>>) -> Result<UringBackend, String> {
         let mut last_err = None;
         for (name, flags) in &LADDER[params.first_rung.min(LADDER.len() - 1)..] {
             match build_ring(*flags, &params) {
@@ -214,7 +214,7 @@ impl UringBackend {
         flags: u32,
         name: &'static str,
         params: RingParams,
-        faults: Option<Injector>,
+        faults: Option<Arc<Injector>>,
     ) -> Result<UringBackend, String> {
         let mut probe = Probe::new();
         ring.submitter()
@@ -315,7 +315,7 @@ impl Backend for UringBackend {
     unsafe fn execute(&self, ops: &mut [Op]) {
         if let [op] = ops {
             if runs_direct(op) {
-                run_blocking_from(op, &mut Progress::new(op), self.faults.as_ref());
+                run_blocking_from(op, &mut Progress::new(op), self.faults.as_deref());
                 self.direct_ops.fetch_add(1, Ordering::Relaxed);
                 return;
             }
@@ -381,7 +381,7 @@ impl UringBackend {
         let drain = Drain(tr);
         let ThreadRing { ring, flight, progress } = &mut *drain.0;
         flight.reset();
-        let faults = self.faults.as_ref();
+        let faults = self.faults.as_deref();
         for i in (0..ops.len()).rev() {
             if self.info.supports(kernel::decode(&ops[i].kind).0.uring) {
                 flight.todo.push(i);
