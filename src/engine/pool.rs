@@ -186,3 +186,60 @@ impl Drop for Workers {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::completion_faults::Fault;
+    use crate::engine::OpKind;
+    use std::os::fd::AsRawFd;
+
+    fn file_of(len: usize) -> (tempfile::TempDir, std::fs::File) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("data");
+        std::fs::write(&path, vec![7u8; len]).unwrap();
+        let f = std::fs::File::open(&path).unwrap();
+        (dir, f)
+    }
+
+    fn reads(fd: i32, bufs: &mut [Vec<u8>]) -> Vec<Op> {
+        let mut offset = 0;
+        bufs.iter_mut()
+            .map(|b| {
+                let op = Op::new(fd, OpKind::Read { buf: b.as_mut_ptr(), len: b.len() }, offset);
+                offset += b.len() as u64;
+                op
+            })
+            .collect()
+    }
+
+    /// Issue 11, bug 8: a worker's panic fails its op; the batch returns.
+    #[test]
+    fn a_panicking_worker_fails_its_op_with_enotrecoverable() {
+        let (_dir, f) = file_of(4 * 4096);
+        let pool = PoolBackend::new(2, Some(Arc::new(Injector::scripted(&[(8192, Fault::Panic)])))).unwrap();
+        let mut bufs = vec![vec![0u8; 4096]; 4];
+        let mut ops = reads(f.as_raw_fd(), &mut bufs);
+        unsafe { pool.execute(&mut ops) };
+        let results: Vec<i64> = ops.iter().map(|op| op.result).collect();
+        assert_eq!(results, [4096, 4096, -(libc::ENOTRECOVERABLE as i64), 4096]);
+        // The worker lives on.
+        let mut ops = reads(f.as_raw_fd(), &mut bufs);
+        unsafe { pool.execute(&mut ops) };
+        assert!(ops.iter().all(|op| op.result == 4096));
+    }
+
+    /// Issue 11, bug 8: a panic in the caller's own share unwinds only after
+    /// the workers are done with the other ops.
+    #[test]
+    fn a_panic_in_the_callers_share_waits_for_the_workers() {
+        const LEN: usize = 8 << 20;
+        let (_dir, f) = file_of(4 * LEN);
+        let pool = PoolBackend::new(3, Some(Arc::new(Injector::scripted(&[(0, Fault::Panic)])))).unwrap();
+        let mut bufs = vec![vec![0u8; LEN]; 4];
+        let mut ops = reads(f.as_raw_fd(), &mut bufs);
+        let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| unsafe { pool.execute(&mut ops) }));
+        assert!(unwound.is_err());
+        assert!(ops[1..].iter().all(|op| op.result == LEN as i64), "the workers finished before the unwind returned");
+    }
+}

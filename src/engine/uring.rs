@@ -624,3 +624,87 @@ unsafe fn sqe_with_faults(op: &Op, progress: &Progress, index: usize, faults: Op
         Some(fault) => opcode::Nop::new().build().user_data(injected_user_data(index, fault)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsRawFd;
+
+    fn backend(script: &[(u64, Fault)]) -> UringBackend {
+        let params = RingParams { sq_entries: 8, cq_entries: 16, iowq_max_workers: [2, 2], first_rung: 0 };
+        UringBackend::probe(params, Some(Arc::new(Injector::scripted(script)))).expect("io_uring works here")
+    }
+
+    fn pattern(len: usize) -> Vec<u8> {
+        (0..len).map(|i| (i * 7 + i / 4096) as u8).collect()
+    }
+
+    /// Issue 11, bug 4: a piece that completes with ECANCELED did nothing;
+    /// the op goes on from the bytes earlier pieces moved. Restarting it
+    /// wrote the start of an O_APPEND write twice.
+    #[test]
+    fn an_ecanceled_piece_continues_from_the_bytes_already_done() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("append");
+        let file = std::fs::OpenOptions::new().create(true).append(true).open(&path).unwrap();
+        let data = pattern(64 << 10);
+        // The first piece comes back short (32 KiB), the second is cancelled.
+        let b = backend(&[(0, Fault::Short), (32 << 10, Fault::Fail(libc::ECANCELED))]);
+        let mut op = Op::new(file.as_raw_fd(), OpKind::Write { buf: data.as_ptr(), len: data.len() }, 0);
+        unsafe { b.execute(std::slice::from_mut(&mut op)) };
+        assert_eq!(op.result, data.len() as i64);
+        assert_eq!(std::fs::read(&path).unwrap(), data, "the file holds the write exactly once");
+        assert_eq!(b.sqes_submitted.load(Ordering::Relaxed), 2, "two pieces went through the ring");
+    }
+
+    /// Issue 11, bug 8: a panic while reaping must not unwind past `drive`
+    /// while reads are in flight; the ring is drained, discarded, and the
+    /// thread's next call gets a fresh one.
+    #[test]
+    fn a_panic_while_reaping_drains_the_ring_before_unwinding() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big");
+        const LEN: usize = 4 << 20;
+        std::fs::write(&path, pattern(LEN)).unwrap();
+        let file = std::fs::File::open(&path).unwrap();
+        let b = backend(&[(0, Fault::Panic)]);
+        let mut bufs = vec![vec![0u8; LEN]; 4];
+        let mut ops: Vec<Op> = bufs
+            .iter_mut()
+            .map(|buf| Op::new(file.as_raw_fd(), OpKind::Read { buf: buf.as_mut_ptr(), len: LEN }, 0))
+            .collect();
+        let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| unsafe { b.execute(&mut ops) }));
+        assert!(unwound.is_err(), "the injected panic unwinds to the caller");
+        assert_eq!(b.rings(), 0, "the ring that panicked was discarded");
+        // Nothing writes into the buffers after the unwind reached us.
+        let snapshot = bufs.clone();
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        assert!(bufs == snapshot, "a read landed after the unwind returned");
+        // The same thread's next batch runs on a fresh ring, with no stale completions.
+        let mut again: Vec<Op> = bufs
+            .iter_mut()
+            .map(|buf| Op::new(file.as_raw_fd(), OpKind::Read { buf: buf.as_mut_ptr(), len: LEN }, 0))
+            .collect();
+        unsafe { b.execute(&mut again) };
+        assert!(again.iter().all(|op| op.result == LEN as i64));
+        assert!(bufs.iter().all(|buf| *buf == pattern(LEN)));
+        assert_eq!(b.rings(), 1);
+    }
+
+    /// Issue 11, bug 9: a wait that keeps failing is retried with growing
+    /// sleeps (1 us doubling, capped at 10 ms), not in a busy loop.
+    #[test]
+    fn failing_waits_back_off_up_to_a_cap() {
+        let mut backoff = Backoff::default();
+        let mut delays = Vec::new();
+        for _ in 0..16 {
+            delays.push(backoff.delay());
+            backoff.failures += 1;
+        }
+        assert_eq!(delays[0], std::time::Duration::from_micros(1));
+        assert!(delays.windows(2).all(|w| w[1] >= w[0]));
+        assert_eq!(*delays.last().unwrap(), Backoff::MAX);
+        backoff.after(true);
+        assert_eq!(backoff.delay(), std::time::Duration::from_micros(1), "a successful wait resets it");
+    }
+}
