@@ -47,6 +47,9 @@ pub(crate) enum Fault {
     /// their scripts are the only source of this fault).
     #[cfg_attr(not(test), allow(dead_code))]
     Panic,
+    /// The call runs after this long (blocking paths of unit tests only).
+    #[cfg(test)]
+    Stall(std::time::Duration),
 }
 
 impl Fault {
@@ -59,6 +62,11 @@ impl Fault {
             Fault::Short => unsafe { call.halved().run() },
             Fault::Fail(errno) => -(errno as i64),
             Fault::Panic => panic!("injected panic at the completion of a {} op", call.row.code.name()),
+            #[cfg(test)]
+            Fault::Stall(pause) => {
+                std::thread::sleep(pause);
+                unsafe { call.run() }
+            }
         }
     }
 }

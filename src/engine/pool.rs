@@ -230,12 +230,14 @@ mod tests {
     }
 
     /// Issue 11, bug 8: a panic in the caller's own share unwinds only after
-    /// the workers are done with the other ops.
+    /// the workers are done with the other ops (one of them stalls).
     #[test]
     fn a_panic_in_the_callers_share_waits_for_the_workers() {
-        const LEN: usize = 8 << 20;
+        const LEN: usize = 1 << 20;
         let (_dir, f) = file_of(4 * LEN);
-        let pool = PoolBackend::new(3, Some(Arc::new(Injector::scripted(&[(0, Fault::Panic)])))).unwrap();
+        let stall = Fault::Stall(std::time::Duration::from_millis(300));
+        let script = [(0, Fault::Panic), (LEN as u64, stall)];
+        let pool = PoolBackend::new(3, Some(Arc::new(Injector::scripted(&script)))).unwrap();
         let mut bufs = vec![vec![0u8; LEN]; 4];
         let mut ops = reads(f.as_raw_fd(), &mut bufs);
         let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| unsafe { pool.execute(&mut ops) }));

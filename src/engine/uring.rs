@@ -45,7 +45,7 @@ const INJECTED: u64 = 1 << 63;
 fn injected_user_data(index: usize, fault: Fault) -> u64 {
     let errno = match fault {
         Fault::Fail(errno) => errno as u64,
-        Fault::Short | Fault::Panic => 0,
+        _ => 0,
     };
     INJECTED | errno << 32 | index as u64
 }
