@@ -1,6 +1,8 @@
-/* fork(): a child keeps using the runtime and files it inherited while the
- * parent's threads have rings and large O_DIRECT reads in flight; both
- * backends, many rounds (RIO_FORK_ROUNDS).
+/* fork(): a child keeps using the runtime and files it inherited while 8
+ * parent threads have rings and large O_DIRECT reads in flight and 4 more
+ * append to a WAL; both backends, many rounds (RIO_FORK_ROUNDS; `make
+ * stress` runs hundreds). The child never touches the WAL (it belongs to
+ * the parent); the parent reads every appended entry back at the end.
  *
  * The child reads, writes and batches (buffered and O_DIRECT) and checks
  * the data. Its reads go into "canary" buffers that exist at the same
@@ -22,7 +24,8 @@
 
 #define BIG (1u << 20)
 #define DIRECT_BLOCKS 8
-#define THREADS 4
+#define THREADS 8
+#define APPENDERS 4
 #define CANARY 0xAA
 #define CHILD_DEADLINE_MS 20000
 
@@ -30,6 +33,8 @@ static char dir[256];
 static rio_runtime_t *rt;
 static rio_file_t *direct;
 static atomic_int stop, parent_errors, parent_batches;
+static rio_wal_t *wal;
+static uint64_t appended[APPENDERS];
 /* Read targets of the child; in the parent they must stay CANARY. */
 static unsigned char *canary[2];
 
@@ -109,6 +114,54 @@ static void *parent_thread(void *arg) {
     return NULL;
 }
 
+/* WAL entry i of appender t: (t, i) then a pattern of i % 300 bytes. */
+static size_t wal_entry(unsigned char *buf, uint64_t t, uint64_t i) {
+    memcpy(buf, &t, 8);
+    memcpy(buf + 8, &i, 8);
+    check_fill(buf + 16, i % 300, t * 1000003 + i, 0);
+    return 16 + i % 300;
+}
+
+static void *appender_thread(void *arg) {
+    uint64_t t = (uint64_t)(intptr_t)arg;
+    unsigned char buf[400];
+    while (!atomic_load(&stop)) {
+        size_t len = wal_entry(buf, t, appended[t]);
+        if (rio_wal_append(wal, buf, len, NULL) != 0) {
+            atomic_fetch_add(&parent_errors, 1);
+            break;
+        }
+        appended[t]++;
+    }
+    return NULL;
+}
+
+/* Every appended entry is in the log, intact, in each appender's order. */
+static void check_wal_entries(void) {
+    rio_wal_reader_t *r = NULL;
+    CHECK_EQ(rio_wal_reader_open(wal, 1, &r), 0);
+    if (!r)
+        return;
+    uint64_t next[APPENDERS] = {0}, seq, t, i;
+    const uint8_t *data;
+    size_t len;
+    unsigned char want[400];
+    int bad = 0;
+    while (rio_wal_reader_next(r, &seq, &data, &len) == 1) {
+        memcpy(&t, data, 8);
+        memcpy(&i, data + 8, 8);
+        if (t >= APPENDERS || i != next[t] || len != wal_entry(want, t, i) || memcmp(data, want, len) != 0) {
+            bad++;
+            continue;
+        }
+        next[t]++;
+    }
+    rio_wal_reader_close(r);
+    CHECK_EQ(bad, 0);
+    for (int k = 0; k < APPENDERS; k++)
+        CHECK_EQ(next[k], appended[k]);
+}
+
 /* The child's work on the inherited runtime; its exit status. */
 static int child_work(int round) {
     unsigned char *bufs[4];
@@ -176,9 +229,19 @@ static void test_fork_rounds(rio_runtime_t *runtime) {
     atomic_store(&stop, 0);
     atomic_store(&parent_errors, 0);
     atomic_store(&parent_batches, 0);
-    pthread_t threads[THREADS];
+    char wal_dir[512];
+    snprintf(wal_dir, sizeof wal_dir, "%s/%s-wal", dir, check_ctx);
+    wal = NULL;
+    CHECK_EQ(rio_wal_open(rt, wal_dir, NULL, &wal), 0);
+    if (!wal)
+        return;
+    pthread_t threads[THREADS], appenders[APPENDERS];
     for (int t = 0; t < THREADS; t++)
         CHECK_EQ(pthread_create(&threads[t], NULL, parent_thread, (void *)(intptr_t)t), 0);
+    for (int t = 0; t < APPENDERS; t++) {
+        appended[t] = 0;
+        CHECK_EQ(pthread_create(&appenders[t], NULL, appender_thread, (void *)(intptr_t)t), 0);
+    }
     unsigned char *mine[4];
     for (int i = 0; i < 4; i++)
         mine[i] = rio_buf_alloc(BIG);
@@ -204,6 +267,13 @@ static void test_fork_rounds(rio_runtime_t *runtime) {
     atomic_store(&stop, 1);
     for (int t = 0; t < THREADS; t++)
         pthread_join(threads[t], NULL);
+    uint64_t entries = 0;
+    for (int t = 0; t < APPENDERS; t++) {
+        pthread_join(appenders[t], NULL);
+        entries += appended[t];
+    }
+    check_wal_entries();
+    CHECK_EQ(rio_wal_close(wal), 0);
     for (int i = 0; i < 4; i++)
         rio_buf_free(mine[i]);
     CHECK_EQ(atomic_load(&parent_errors), 0);
@@ -214,7 +284,8 @@ static void test_fork_rounds(rio_runtime_t *runtime) {
     CHECK_EQ(m.ops_in_flight, 0);
     for (int k = 0; k < RIO_METRIC_OPS; k++)
         CHECK_EQ(m.ops[k].errors, 0);
-    printf("  %s: %d forks, %d parent batches verified\n", check_ctx, rounds, atomic_load(&parent_batches));
+    printf("  %s: %d forks, %d parent batches and %llu WAL entries verified\n", check_ctx, rounds,
+           atomic_load(&parent_batches), (unsigned long long)entries);
     CHECK_EQ(rio_file_close(direct), 0);
 }
 
