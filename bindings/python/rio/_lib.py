@@ -38,7 +38,7 @@ from ctypes import (
     c_void_p,
 )
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, ClassVar, Dict, List, Mapping, Optional, Sequence, Tuple
 
 __all__ = [
     "LibraryNotFoundError",
@@ -121,25 +121,25 @@ RIO_LOG_TRACE = 5
 class rio_runtime_t(Structure):
     """Opaque ``rio_runtime_t``."""
 
-    _fields_: List[Tuple[str, Any]] = []
+    _fields_: ClassVar[List[Tuple[str, Any]]] = []
 
 
 class rio_file_t(Structure):
     """Opaque ``rio_file_t``."""
 
-    _fields_: List[Tuple[str, Any]] = []
+    _fields_: ClassVar[List[Tuple[str, Any]]] = []
 
 
 class rio_wal_t(Structure):
     """Opaque ``rio_wal_t``."""
 
-    _fields_: List[Tuple[str, Any]] = []
+    _fields_: ClassVar[List[Tuple[str, Any]]] = []
 
 
 class rio_wal_reader_t(Structure):
     """Opaque ``rio_wal_reader_t``."""
 
-    _fields_: List[Tuple[str, Any]] = []
+    _fields_: ClassVar[List[Tuple[str, Any]]] = []
 
 
 rio_runtime_p = POINTER(rio_runtime_t)

@@ -180,7 +180,7 @@ class File:
         addr, n, keep = wbuf(buf)
         h = self._acquire()
         try:
-            got = lib.rio_file_read_at(h, addr, n, offset)
+            got: int = lib.rio_file_read_at(h, addr, n, offset)
             if got < 0:
                 raise make_error(got)
         finally:
@@ -196,7 +196,7 @@ class File:
         addr, n, keep = rbuf(data)
         h = self._acquire()
         try:
-            r = lib.rio_file_write_at(h, addr, n, offset)
+            r: int = lib.rio_file_write_at(h, addr, n, offset)
             if r < 0:
                 raise make_error(r)
         finally:
@@ -228,7 +228,7 @@ class File:
         fn = lib.rio_file_readv_at if read else lib.rio_file_writev_at
         h = self._acquire()
         try:
-            r = fn(h, iov, len(views), offset)
+            r: int = fn(h, iov, len(views), offset)
             if r < 0:
                 raise make_error(r)
         finally:
@@ -239,7 +239,7 @@ class File:
     def _simple(self, fn: Any, *args: int) -> int:
         h = self._acquire()
         try:
-            rc = fn(h, *args)
+            rc: int = fn(h, *args)
             if rc < 0:
                 raise make_error(rc)
             return rc
@@ -303,6 +303,7 @@ def _count(n: Any, what: str) -> int:
 
 def _index(v: Any, what: str) -> int:
     try:
-        return v.__index__()
+        index: int = v.__index__()
+        return index
     except AttributeError:
         raise TypeError(f"{what} must be an integer, not {type(v).__name__}") from None
