@@ -155,10 +155,16 @@ def wbufs(objs: Sequence[BytesLike]) -> List[Tuple[int, int, Any]]:
 
 
 def new_bytes(n: int) -> Tuple[bytes, int]:
-    """A new, unshared ``bytes`` of ``n`` > 0 uninitialized bytes and the
-    address of its data, to be filled before it is handed out (the usual
-    ``PyBytes_FromStringAndSize(NULL, n)`` pattern)."""
-    b = _BytesFromSize(None, n)
+    """A new, unshared ``bytes`` of ``n`` > 0 bytes and the address of its
+    data, to be filled before it is handed out (the usual
+    ``PyBytes_FromStringAndSize(NULL, n)`` pattern).
+
+    ``bytes(n)`` (zero-filled) is used for ``n >= 2``: it always makes a new
+    object (CPython shares only the empty and the one-byte bytes objects) and
+    costs a fraction of the ctypes call into ``PyBytes_FromStringAndSize``
+    (~0.4 µs against ~1.9 µs for 4 KiB here).
+    """
+    b = bytes(n) if n >= 2 else _BytesFromSize(None, n)
     return b, id(b) + _BYTES_OFF
 
 
