@@ -299,7 +299,7 @@ class Runtime:
             if rc < 0:
                 raise make_error(rc)
         ops = {
-            name: OpMetrics(**{f: getattr(m.ops[i], f) for f, _ in L.rio_op_metrics_t._fields_})
+            name: OpMetrics(**{f: getattr(m.ops[i], f) for f, *_ in L.rio_op_metrics_t._fields_})
             for i, name in enumerate(METRIC_OPS)
         }
         return Metrics(
