@@ -271,7 +271,7 @@ class File:
         addr, n, keep = rbuf(data)
         h = self._acquire()
         try:
-            r = lib.rio_file_write_durable(h, addr, n, offset)
+            r: int = lib.rio_file_write_durable(h, addr, n, offset)
             if r < 0:
                 raise make_error(r)
         finally:
