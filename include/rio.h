@@ -170,6 +170,12 @@
 #define RIO_OPEN_DSYNC (1 << 7)
 
 /*
+ `rio_file_from_fd` flag: the handle owns the descriptor, and
+ `rio_file_close` closes it.
+ */
+#define RIO_FD_OWNED (1 << 0)
+
+/*
  Largest iovec count accepted by the vectored calls (IOV_MAX).
  */
 #define RIO_IOV_MAX 1024
@@ -686,6 +692,22 @@ int rio_file_open(struct rio_runtime_t *rt,
                   struct rio_file_t **out);
 
 /*
+ Wraps a descriptor the caller already has (a SQLite VFS, a
+ PostgreSQL-style storage manager) in a handle; stores it in `*out`
+ (NULL on failure). The access mode, O_DIRECT and O_APPEND are read from
+ `fcntl(F_GETFL)`, so alignment checks and read/write permissions hold
+ as for a handle from `rio_file_open` (a write through a read-only fd
+ fails with `-EBADF`). `flags`: 0, the caller keeps the descriptor and
+ `rio_file_close` leaves it open (so the process's POSIX record locks on
+ the file survive the close), or `RIO_FD_OWNED`, the handle closes it.
+ The caller must not close a borrowed fd while the handle is open.
+ Errors: `-EBADF` when `fd` is not an open descriptor (the message names
+ it), `-EINVAL` for NULL `rt`/`out` or unknown flag bits. On failure the
+ descriptor is never closed, even with `RIO_FD_OWNED`.
+ */
+int rio_file_from_fd(struct rio_runtime_t *rt, int fd, uint32_t flags, struct rio_file_t **out);
+
+/*
  Reads up to `len` bytes at `offset` into `buf`. Returns the bytes read:
  fewer than `len` only at end of file. `-EINVAL` for NULL `f`, NULL `buf`
  with `len` > 0, or O_DIRECT misalignment (the message names it).
@@ -697,6 +719,29 @@ int64_t rio_file_read_at(struct rio_file_t *f, void *buf, size_t len, uint64_t o
  (nothing is reported as a short write).
  */
 int64_t rio_file_write_at(struct rio_file_t *f, const void *buf, size_t len, uint64_t offset);
+
+/*
+ Writes all `len` bytes of `buf` at `offset` and returns `len` only once
+ they, and the metadata needed to read them back (a grown size), are on
+ stable storage. On a buffered handle the page-aligned middle goes
+ through O_DIRECT (a second descriptor of the file, opened on first use)
+ in chunks kept in flight together, head and tail through the page
+ cache, then one fdatasync; a buffered read afterwards returns the new
+ bytes. An O_DIRECT handle needs the usual alignment. Where the
+ filesystem has no O_DIRECT, and on a descriptor borrowed through
+ `rio_file_from_fd` (closing a second descriptor would drop the caller's
+ POSIX locks), it is write + fdatasync (counted in the Prometheus metric
+ `rio_durable_page_cache_fallbacks_total`). It never returns while any
+ part is in flight; on error nothing is promised durable and the message
+ says which part failed. `len` 0 returns 0 without I/O.
+ Errors: `-EINVAL` (NULL `f`, NULL `buf` with `len` > 0, offset + len
+ past the largest file offset, misalignment on an O_DIRECT handle, or an
+ O_APPEND handle, whose writes ignore offsets), `-EBADF` for a handle
+ not open for writing, or the `-errno` of the write or the sync.
+ Thread-safe; concurrent durable writes to overlapping ranges leave
+ either's bytes, as pwrite does.
+ */
+int64_t rio_file_write_durable(struct rio_file_t *f, const void *buf, size_t len, uint64_t offset);
 
 /*
  Reads into `iovcnt` buffers (scatter) starting at `offset`. Returns bytes
@@ -745,7 +790,8 @@ int64_t rio_file_size(struct rio_file_t *f);
 
 /*
  Closes the file and frees the handle (always, even when close(2)
- reports an error, which is returned as `-errno`). NULL is a no-op
+ reports an error, which is returned as `-errno`). A descriptor given to
+ `rio_file_from_fd` without `RIO_FD_OWNED` is left open. NULL is a no-op
  returning 0. No call on `f` may be running or follow.
  */
 int rio_file_close(struct rio_file_t *f);
