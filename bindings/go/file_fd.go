@@ -9,6 +9,7 @@ import (
 	"os"
 	"runtime"
 	"strconv"
+	"syscall"
 	"unsafe"
 )
 
@@ -45,7 +46,10 @@ func (rt *Runtime) newFile(op string, fd uintptr, flags C.uint32_t) (*File, erro
 	if lerr != nil {
 		name = "fd " + strconv.Itoa(int(cfd))
 	}
-	f := &File{ptr: fp, name: name}
+	// O_APPEND comes from the descriptor, as the library reads it: WriteAt
+	// must refuse such a file as it does one opened with os.O_APPEND.
+	fl, _, _ := syscall.Syscall(syscall.SYS_FCNTL, uintptr(cfd), syscall.F_GETFL, 0)
+	f := &File{ptr: fp, name: name, appendMode: int(fl)&os.O_APPEND != 0}
 	runtime.SetFinalizer(f, (*File).Close)
 	return f, nil
 }
