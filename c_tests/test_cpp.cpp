@@ -167,6 +167,9 @@ static void test_runtime() {
         CHECK(static_cast<rio::Backend>(caps.backend) == rt.backend());
         CHECK(std::strlen(caps.kernel_release) > 0);
         CHECK((rt.backend() == rio::Backend::IoUring) == (caps.io_uring_unavailable_reason[0] == '\0'));
+        rio_metrics_t snap = rt.metrics();
+        CHECK(snap.struct_size == sizeof snap);
+        CHECK(static_cast<rio::Backend>(snap.backend) == rt.backend());
         std::string m = rt.metrics_prometheus();
         CHECK(m.find("# TYPE rio_ops_total counter") != std::string::npos);
         CHECK(m.size() == std::strlen(m.c_str()));

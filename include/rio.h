@@ -27,6 +27,15 @@
 
 
 /*
+ The most entries one call takes from a caller's array: `n` of
+ `rio_submit_batch` (larger is `-EINVAL`, and nothing runs). Bounding it
+ keeps a garbage count from turning into a huge allocation or a slice
+ that runs past the caller's memory; real batches are far smaller (the
+ ring holds at most a few thousand entries at once anyway).
+ */
+#define RIO_BATCH_MAX 65536
+
+/*
  Read `len` bytes at `offset` into `buf`.
  */
 #define RIO_OP_READ 0
@@ -428,12 +437,14 @@ typedef struct rio_runtime_config_t {
 } rio_runtime_config_t;
 
 /*
- What a runtime can do and, when io_uring is not used, why. Output only:
- the library fills every field and sets `struct_size`.
+ What a runtime can do and, when io_uring is not used, why. Output only,
+ versioned: set `struct_size` to `sizeof(rio_capabilities_t)` before
+ calling `rio_runtime_capabilities`, which fills at most that many bytes.
  */
 typedef struct rio_capabilities_t {
   /*
-   Set to sizeof(rio_capabilities_t) by the library.
+   In: the caller's sizeof(rio_capabilities_t). Out: the bytes filled
+   (the smaller of that and the library's size).
    */
   uint32_t struct_size;
   /*
@@ -498,12 +509,14 @@ typedef struct rio_op_metrics_t {
 
 /*
  A snapshot of a runtime's metrics, for programs that do not speak
- Prometheus. Output only: the library fills every field and sets
- `struct_size`.
+ Prometheus. Output only, versioned: set `struct_size` to
+ `sizeof(rio_metrics_t)` before calling `rio_runtime_metrics`, which fills
+ at most that many bytes.
  */
 typedef struct rio_metrics_t {
   /*
-   Set to sizeof(rio_metrics_t) by the library.
+   In: the caller's sizeof(rio_metrics_t). Out: the bytes filled (the
+   smaller of that and the library's size).
    */
   uint32_t struct_size;
   /*
@@ -616,7 +629,10 @@ const char *rio_last_error_message(void);
  Submits `n` operations together (one io_uring submission) and waits for
  all of them. Returns `n` with every `ops[i].result` set, or, when an op
  is malformed (NULL file, unknown opcode, non-zero flags, NULL buffer,
- O_DIRECT misalignment), `-EINVAL` naming `ops[i]`, and nothing ran.
+ O_DIRECT misalignment of a read or write), `-EINVAL` naming `ops[i]`, and
+ nothing ran. `n` is at most `RIO_BATCH_MAX` (larger: `-EINVAL`, nothing
+ ran; split the work into several calls). `n` 0 returns 0 (`ops` may then
+ be NULL). Fsync and fdatasync ops ignore `buf`, `len` and `offset`.
  Operations of one batch may run in any order relative to each other;
  put an fsync in a later batch to order it after writes.
  */
@@ -814,8 +830,13 @@ int rio_runtime_open(const struct rio_runtime_config_t *cfg, struct rio_runtime_
 int rio_runtime_backend(const struct rio_runtime_t *rt);
 
 /*
- Fills `*out` with the runtime's capabilities. Returns 0, or `-EINVAL`
- for NULL arguments.
+ Fills `*out` with the runtime's capabilities, writing at most
+ `out->struct_size` bytes (the caller sets it, normally to
+ `sizeof(rio_capabilities_t)`; a program built against an older, smaller
+ struct gets its prefix and nothing past it). On return `struct_size`
+ holds the bytes filled: the smaller of the caller's and the library's
+ size. Returns 0, or `-EINVAL` for NULL arguments or a `struct_size`
+ below 8 (the `struct_size` + `backend` prefix; 0 usually means unset).
  */
 int rio_runtime_capabilities(const struct rio_runtime_t *rt, struct rio_capabilities_t *out);
 
@@ -836,9 +857,13 @@ int64_t rio_runtime_metrics_prometheus(struct rio_runtime_t *rt, char *buf, size
 void rio_runtime_close(struct rio_runtime_t *rt);
 
 /*
- Fills `*out` with a snapshot of the runtime's metrics. Returns 0, or
- `-EINVAL` for NULL arguments. Thread-safe; counters are read one by
- one, so a snapshot taken under load is not atomic across fields.
+ Fills `*out` with a snapshot of the runtime's metrics, writing at most
+ `out->struct_size` bytes (set by the caller, normally to
+ `sizeof(rio_metrics_t)`); on return `struct_size` holds the bytes
+ filled, as for `rio_runtime_capabilities`. Returns 0, or `-EINVAL` for
+ NULL arguments or a `struct_size` below 8. Thread-safe; counters are
+ read one by one, so a snapshot taken under load is not atomic across
+ fields.
  */
 int rio_runtime_metrics(const struct rio_runtime_t *rt, struct rio_metrics_t *out);
 

@@ -150,10 +150,21 @@ public:
         return static_cast<Backend>(detail::check(rio_runtime_backend(rt_), "rio_runtime_backend"));
     }
 
+    /* Output structs are versioned: struct_size tells the library how much
+     * of the struct this program (built against this header) has room for. */
     rio_capabilities_t capabilities() const {
-        rio_capabilities_t caps;
+        rio_capabilities_t caps{};
+        caps.struct_size = sizeof caps;
         detail::check(rio_runtime_capabilities(rt_, &caps), "rio_runtime_capabilities");
         return caps;
+    }
+
+    /* A snapshot of the runtime's counters (rio_runtime_metrics). */
+    rio_metrics_t metrics() const {
+        rio_metrics_t m{};
+        m.struct_size = sizeof m;
+        detail::check(rio_runtime_metrics(rt_, &m), "rio_runtime_metrics");
+        return m;
     }
 
     /* Metrics in the Prometheus text exposition format. */

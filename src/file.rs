@@ -247,7 +247,7 @@ impl DiskFile {
     }
 
     /// Checks alignment and builds the op; batches and single calls share it.
-    pub fn prepare(&self, kind: OpKind, offset: u64) -> Result<Op> {
+    pub(crate) fn prepare(&self, kind: OpKind, offset: u64) -> Result<Op> {
         if offset > i64::MAX as u64 {
             // io_uring would take offset -1 as "the file position".
             return Err(Error::invalid(format!("offset {offset} is larger than the largest file offset")));

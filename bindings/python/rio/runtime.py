@@ -266,7 +266,9 @@ class Runtime:
     def capabilities(self) -> Capabilities:
         """The runtime's :class:`Capabilities`."""
         h = self._check_open()
-        caps = L.rio_capabilities_t()
+        # Output structs are versioned: the library fills at most
+        # struct_size bytes, so it must say how large ours is.
+        caps = L.rio_capabilities_t(struct_size=ctypes.sizeof(L.rio_capabilities_t))
         with h as rt:
             rc = lib.rio_runtime_capabilities(rt, ctypes.byref(caps))
             if rc < 0:
@@ -291,13 +293,13 @@ class Runtime:
     def metrics(self) -> Metrics:
         """A :class:`Metrics` snapshot (``rio_runtime_metrics``)."""
         h = self._check_open()
-        m = L.rio_metrics_t()
+        m = L.rio_metrics_t(struct_size=ctypes.sizeof(L.rio_metrics_t))
         with h as rt:
             rc = lib.rio_runtime_metrics(rt, ctypes.byref(m))
             if rc < 0:
                 raise make_error(rc)
         ops = {
-            name: OpMetrics(**{f: getattr(m.ops[i], f) for f, _ in L.rio_op_metrics_t._fields_})
+            name: OpMetrics(**{f: getattr(m.ops[i], f) for f, *_ in L.rio_op_metrics_t._fields_})
             for i, name in enumerate(METRIC_OPS)
         }
         return Metrics(

@@ -282,7 +282,7 @@ class WalReader:
                 self._done = True
             else:
                 # Copy now: the data is valid only until the next call.
-                payload = ctypes.string_at(data.value, n.value) if n.value else b""
+                payload = ctypes.string_at(data.value or 0, n.value) if n.value else b""
         if self._done:
             self.close()
             raise StopIteration
