@@ -225,6 +225,7 @@ class Runtime:
 
     @property
     def closed(self) -> bool:
+        """True once :meth:`close` ran."""
         return self._handle is None or self._handle.closed
 
     def close(self) -> None:

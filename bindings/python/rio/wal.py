@@ -98,6 +98,7 @@ class Wal:
 
     @property
     def closed(self) -> bool:
+        """True once :meth:`close` ran."""
         return self._handle is None or self._handle.closed
 
     def close(self) -> None:
@@ -243,6 +244,7 @@ class WalReader:
 
     @property
     def closed(self) -> bool:
+        """True once :meth:`close` ran."""
         return self._handle is None or self._handle.closed
 
     def close(self) -> None:
