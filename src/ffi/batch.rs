@@ -67,8 +67,10 @@ pub(crate) fn to_op(i: usize, op: &rio_op_t) -> crate::Result<Op> {
         RIO_OP_FDATASYNC => OpKind::Fdatasync,
         other => return Err(bad(&format!("opcode: unknown value {other}"))),
     };
+    // Syncs ignore buf, len and offset, whatever they hold.
+    let offset = if needs_buf { op.offset } else { 0 };
     let file = &unsafe { &*op.file }.0;
-    file.prepare(kind, op.offset).map_err(|e| e.context(format_args!("ops[{i}]")))
+    file.prepare(kind, offset).map_err(|e| e.context(format_args!("ops[{i}]")))
 }
 
 /// Submits `n` operations together (one io_uring submission) and waits for
