@@ -167,6 +167,9 @@ static void test_runtime() {
         CHECK(static_cast<rio::Backend>(caps.backend) == rt.backend());
         CHECK(std::strlen(caps.kernel_release) > 0);
         CHECK((rt.backend() == rio::Backend::IoUring) == (caps.io_uring_unavailable_reason[0] == '\0'));
+        rio_metrics_t snap = rt.metrics();
+        CHECK(snap.struct_size == sizeof snap);
+        CHECK(static_cast<rio::Backend>(snap.backend) == rt.backend());
         std::string m = rt.metrics_prometheus();
         CHECK(m.find("# TYPE rio_ops_total counter") != std::string::npos);
         CHECK(m.size() == std::strlen(m.c_str()));
@@ -275,6 +278,34 @@ static void test_files() {
         rio::Runtime gone = std::move(rt);
         gone.close();
         CHECK(keep.write_at("abc", 3, 3) == 3 && keep.size() == 6);
+    });
+}
+
+// from_fd (borrowed: the fd outlives the File; owned: closed with it) and
+// write_durable, read back through the same buffered handle.
+static void test_from_fd_and_durable() {
+    for_each_backend([](rio::Runtime &rt) {
+        TempDir dir;
+        std::string path = dir / "fd";
+        int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC, 0644);
+        CHECK(fd >= 0);
+        {
+            rio::File f = rt.from_fd(fd);
+            std::string data = pattern(7, 0, 3 * 4096 + 123);
+            CHECK(f.write_durable(data, 17) == data.size());
+            std::string back(data.size(), '\0');
+            CHECK(f.read_at(&back[0], back.size(), 17) == data.size() && back == data);
+            CHECK(f.size() == 17 + data.size());
+        }
+        CHECK(fcntl(fd, F_GETFL) >= 0);
+        rio::File owned = rt.from_fd(fd, RIO_FD_OWNED);
+        CHECK(owned.write_durable(std::string_view("owned"), 0) == 5);
+        owned.close();
+        CHECK(fcntl(fd, F_GETFL) < 0 && errno == EBADF);
+        CHECK_THROWS(rt.from_fd(-1), EBADF, "fd -1");
+        CHECK_THROWS(rt.from_fd(0, 8), EINVAL, "rio_file_from_fd");
+        rio::File r = rt.open(path, RIO_OPEN_READ);
+        CHECK_THROWS(r.write_durable("x", 1, 0), EBADF, "rio_file_write_durable");
     });
 }
 
@@ -539,6 +570,7 @@ int main() {
     test_library();
     test_runtime();
     test_files();
+    test_from_fd_and_durable();
     test_direct_and_batch();
 #if __cplusplus >= 202002L
     test_spans();

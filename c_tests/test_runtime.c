@@ -114,7 +114,7 @@ static void test_open_basic(void) {
     CHECK(rt != NULL);
     if (rt) {
         CHECK_EQ(rio_runtime_backend(rt), RIO_BACKEND_THREAD_POOL);
-        rio_capabilities_t caps;
+        rio_capabilities_t caps = {.struct_size = sizeof(rio_capabilities_t)};
         CHECK_EQ(rio_runtime_capabilities(rt, &caps), 0);
         CHECK_EQ(caps.max_concurrent_ops, 1024);
         CHECK(caps.worker_threads >= 4 && caps.worker_threads <= 64);
@@ -167,6 +167,7 @@ static void test_capabilities(void) {
 
         rio_capabilities_t c;
         memset(&c, 0xCD, sizeof c);
+        c.struct_size = sizeof c;
         CHECK_EQ(rio_runtime_capabilities(rt, &c), 0);
         CHECK_EQ(c.struct_size, sizeof c);
         CHECK_EQ(c.backend, (int)check_backends[i]);
@@ -321,7 +322,7 @@ static int open_with_env(const rio_runtime_config_t *cfg, int *backend, rio_capa
 
 static void test_env(void) {
     int backend;
-    rio_capabilities_t caps;
+    rio_capabilities_t caps = {.struct_size = sizeof(rio_capabilities_t)};
     rio_runtime_config_t cfg;
     int uring_ok;
     {
@@ -464,7 +465,7 @@ static void seccomp_child(void) {
     rio_runtime_t *rt = NULL;
     CHECK_EQ(rio_runtime_open(NULL, &rt), 0);
     CHECK_EQ(rio_runtime_backend(rt), RIO_BACKEND_THREAD_POOL);
-    rio_capabilities_t caps;
+    rio_capabilities_t caps = {.struct_size = sizeof(rio_capabilities_t)};
     CHECK_EQ(rio_runtime_capabilities(rt, &caps), 0);
     CHECK(!caps.io_uring_available);
     CHECK_EQ(caps.backend, RIO_BACKEND_THREAD_POOL);

@@ -27,6 +27,15 @@
 
 
 /*
+ The most entries one call takes from a caller's array: `n` of
+ `rio_submit_batch` (larger is `-EINVAL`, and nothing runs). Bounding it
+ keeps a garbage count from turning into a huge allocation or a slice
+ that runs past the caller's memory; real batches are far smaller (the
+ ring holds at most a few thousand entries at once anyway).
+ */
+#define RIO_BATCH_MAX 65536
+
+/*
  Read `len` bytes at `offset` into `buf`.
  */
 #define RIO_OP_READ 0
@@ -159,6 +168,12 @@
  O_DSYNC: every write is durable when it returns.
  */
 #define RIO_OPEN_DSYNC (1 << 7)
+
+/*
+ `rio_file_from_fd` flag: the handle owns the descriptor, and
+ `rio_file_close` closes it.
+ */
+#define RIO_FD_OWNED (1 << 0)
 
 /*
  Largest iovec count accepted by the vectored calls (IOV_MAX).
@@ -436,12 +451,14 @@ typedef struct rio_runtime_config_t {
 } rio_runtime_config_t;
 
 /*
- What a runtime can do and, when io_uring is not used, why. Output only:
- the library fills every field and sets `struct_size`.
+ What a runtime can do and, when io_uring is not used, why. Output only,
+ versioned: set `struct_size` to `sizeof(rio_capabilities_t)` before
+ calling `rio_runtime_capabilities`, which fills at most that many bytes.
  */
 typedef struct rio_capabilities_t {
   /*
-   Set to sizeof(rio_capabilities_t) by the library.
+   In: the caller's sizeof(rio_capabilities_t). Out: the bytes filled
+   (the smaller of that and the library's size).
    */
   uint32_t struct_size;
   /*
@@ -506,12 +523,14 @@ typedef struct rio_op_metrics_t {
 
 /*
  A snapshot of a runtime's metrics, for programs that do not speak
- Prometheus. Output only: the library fills every field and sets
- `struct_size`.
+ Prometheus. Output only, versioned: set `struct_size` to
+ `sizeof(rio_metrics_t)` before calling `rio_runtime_metrics`, which fills
+ at most that many bytes.
  */
 typedef struct rio_metrics_t {
   /*
-   Set to sizeof(rio_metrics_t) by the library.
+   In: the caller's sizeof(rio_metrics_t). Out: the bytes filled (the
+   smaller of that and the library's size).
    */
   uint32_t struct_size;
   /*
@@ -624,7 +643,10 @@ const char *rio_last_error_message(void);
  Submits `n` operations together (one io_uring submission) and waits for
  all of them. Returns `n` with every `ops[i].result` set, or, when an op
  is malformed (NULL file, unknown opcode, non-zero flags, NULL buffer,
- O_DIRECT misalignment), `-EINVAL` naming `ops[i]`, and nothing ran.
+ O_DIRECT misalignment of a read or write), `-EINVAL` naming `ops[i]`, and
+ nothing ran. `n` is at most `RIO_BATCH_MAX` (larger: `-EINVAL`, nothing
+ ran; split the work into several calls). `n` 0 returns 0 (`ops` may then
+ be NULL). Fsync and fdatasync ops ignore `buf`, `len` and `offset`.
  Operations of one batch may run in any order relative to each other;
  put an fsync in a later batch to order it after writes.
  */
@@ -684,6 +706,22 @@ int rio_file_open(struct rio_runtime_t *rt,
                   struct rio_file_t **out);
 
 /*
+ Wraps a descriptor the caller already has (a SQLite VFS, a
+ PostgreSQL-style storage manager) in a handle; stores it in `*out`
+ (NULL on failure). The access mode, O_DIRECT and O_APPEND are read from
+ `fcntl(F_GETFL)`, so alignment checks and read/write permissions hold
+ as for a handle from `rio_file_open` (a write through a read-only fd
+ fails with `-EBADF`). `flags`: 0, the caller keeps the descriptor and
+ `rio_file_close` leaves it open (so the process's POSIX record locks on
+ the file survive the close), or `RIO_FD_OWNED`, the handle closes it.
+ The caller must not close a borrowed fd while the handle is open.
+ Errors: `-EBADF` when `fd` is not an open descriptor (the message names
+ it), `-EINVAL` for NULL `rt`/`out` or unknown flag bits. On failure the
+ descriptor is never closed, even with `RIO_FD_OWNED`.
+ */
+int rio_file_from_fd(struct rio_runtime_t *rt, int fd, uint32_t flags, struct rio_file_t **out);
+
+/*
  Reads up to `len` bytes at `offset` into `buf`. Returns the bytes read:
  fewer than `len` only at end of file. `-EINVAL` for NULL `f`, NULL `buf`
  with `len` > 0, or O_DIRECT misalignment (the message names it).
@@ -695,6 +733,29 @@ int64_t rio_file_read_at(struct rio_file_t *f, void *buf, size_t len, uint64_t o
  (nothing is reported as a short write).
  */
 int64_t rio_file_write_at(struct rio_file_t *f, const void *buf, size_t len, uint64_t offset);
+
+/*
+ Writes all `len` bytes of `buf` at `offset` and returns `len` only once
+ they, and the metadata needed to read them back (a grown size), are on
+ stable storage. On a buffered handle the page-aligned middle goes
+ through O_DIRECT (a second descriptor of the file, opened on first use)
+ in chunks kept in flight together, head and tail through the page
+ cache, then one fdatasync; a buffered read afterwards returns the new
+ bytes. An O_DIRECT handle needs the usual alignment. Where the
+ filesystem has no O_DIRECT, and on a descriptor borrowed through
+ `rio_file_from_fd` (closing a second descriptor would drop the caller's
+ POSIX locks), it is write + fdatasync (counted in the Prometheus metric
+ `rio_durable_page_cache_fallbacks_total`). It never returns while any
+ part is in flight; on error nothing is promised durable and the message
+ says which part failed. `len` 0 returns 0 without I/O.
+ Errors: `-EINVAL` (NULL `f`, NULL `buf` with `len` > 0, offset + len
+ past the largest file offset, misalignment on an O_DIRECT handle, or an
+ O_APPEND handle, whose writes ignore offsets), `-EBADF` for a handle
+ not open for writing, or the `-errno` of the write or the sync.
+ Thread-safe; concurrent durable writes to overlapping ranges leave
+ either's bytes, as pwrite does.
+ */
+int64_t rio_file_write_durable(struct rio_file_t *f, const void *buf, size_t len, uint64_t offset);
 
 /*
  Reads into `iovcnt` buffers (scatter) starting at `offset`. Returns bytes
@@ -743,7 +804,8 @@ int64_t rio_file_size(struct rio_file_t *f);
 
 /*
  Closes the file and frees the handle (always, even when close(2)
- reports an error, which is returned as `-errno`). NULL is a no-op
+ reports an error, which is returned as `-errno`). A descriptor given to
+ `rio_file_from_fd` without `RIO_FD_OWNED` is left open. NULL is a no-op
  returning 0. No call on `f` may be running or follow.
  */
 int rio_file_close(struct rio_file_t *f);
@@ -846,8 +908,13 @@ int rio_runtime_open(const struct rio_runtime_config_t *cfg, struct rio_runtime_
 int rio_runtime_backend(const struct rio_runtime_t *rt);
 
 /*
- Fills `*out` with the runtime's capabilities. Returns 0, or `-EINVAL`
- for NULL arguments.
+ Fills `*out` with the runtime's capabilities, writing at most
+ `out->struct_size` bytes (the caller sets it, normally to
+ `sizeof(rio_capabilities_t)`; a program built against an older, smaller
+ struct gets its prefix and nothing past it). On return `struct_size`
+ holds the bytes filled: the smaller of the caller's and the library's
+ size. Returns 0, or `-EINVAL` for NULL arguments or a `struct_size`
+ below 8 (the `struct_size` + `backend` prefix; 0 usually means unset).
  */
 int rio_runtime_capabilities(const struct rio_runtime_t *rt, struct rio_capabilities_t *out);
 
@@ -868,9 +935,13 @@ int64_t rio_runtime_metrics_prometheus(struct rio_runtime_t *rt, char *buf, size
 void rio_runtime_close(struct rio_runtime_t *rt);
 
 /*
- Fills `*out` with a snapshot of the runtime's metrics. Returns 0, or
- `-EINVAL` for NULL arguments. Thread-safe; counters are read one by
- one, so a snapshot taken under load is not atomic across fields.
+ Fills `*out` with a snapshot of the runtime's metrics, writing at most
+ `out->struct_size` bytes (set by the caller, normally to
+ `sizeof(rio_metrics_t)`); on return `struct_size` holds the bytes
+ filled, as for `rio_runtime_capabilities`. Returns 0, or `-EINVAL` for
+ NULL arguments or a `struct_size` below 8. Thread-safe; counters are
+ read one by one, so a snapshot taken under load is not atomic across
+ fields.
  */
 int rio_runtime_metrics(const struct rio_runtime_t *rt, struct rio_metrics_t *out);
 

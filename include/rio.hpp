@@ -150,10 +150,21 @@ public:
         return static_cast<Backend>(detail::check(rio_runtime_backend(rt_), "rio_runtime_backend"));
     }
 
+    /* Output structs are versioned: struct_size tells the library how much
+     * of the struct this program (built against this header) has room for. */
     rio_capabilities_t capabilities() const {
-        rio_capabilities_t caps;
+        rio_capabilities_t caps{};
+        caps.struct_size = sizeof caps;
         detail::check(rio_runtime_capabilities(rt_, &caps), "rio_runtime_capabilities");
         return caps;
+    }
+
+    /* A snapshot of the runtime's counters (rio_runtime_metrics). */
+    rio_metrics_t metrics() const {
+        rio_metrics_t m{};
+        m.struct_size = sizeof m;
+        detail::check(rio_runtime_metrics(rt_, &m), "rio_runtime_metrics");
+        return m;
     }
 
     /* Metrics in the Prometheus text exposition format. */
@@ -173,6 +184,10 @@ public:
     /* Opens `path` with RIO_OPEN_* flags; `mode` applies when it is created. */
     inline File open(const char *path, std::uint32_t flags, std::uint32_t mode = 0644) const;
     inline File open(const std::string &path, std::uint32_t flags, std::uint32_t mode = 0644) const;
+    /* A File over the caller's open descriptor (rio_file_from_fd): flags 0
+     * leaves fd open when the File closes (POSIX locks survive),
+     * RIO_FD_OWNED closes it. Mode, O_DIRECT, O_APPEND come from the fd. */
+    inline File from_fd(int fd, std::uint32_t flags = 0) const;
 
     /* Opens (creating the directory if needed) and recovers the write-ahead
      * log in `dir`. cfg nullptr means defaults; else start from
@@ -240,6 +255,16 @@ public:
     std::size_t write_at(std::string_view data, std::uint64_t offset) const {
         return write_at(data.data(), data.size(), offset);
     }
+    /* Writes all len bytes at offset and returns len once they (and the
+     * size needed to read them back) are on stable storage, or throws
+     * (rio_file_write_durable; nothing is promised durable then). */
+    std::size_t write_durable(const void *buf, std::size_t len, std::uint64_t offset) const {
+        return static_cast<std::size_t>(
+            detail::check(rio_file_write_durable(f_, buf, len, offset), "rio_file_write_durable"));
+    }
+    std::size_t write_durable(std::string_view data, std::uint64_t offset) const {
+        return write_durable(data.data(), data.size(), offset);
+    }
     /* Scatter read / gather write of iovcnt buffers (at most RIO_IOV_MAX). */
     std::size_t readv_at(const struct iovec *iov, int iovcnt, std::uint64_t offset) const {
         return static_cast<std::size_t>(
@@ -265,6 +290,9 @@ public:
     }
     std::size_t write_at(std::span<const unsigned char> data, std::uint64_t offset) const {
         return write_at(data.data(), data.size(), offset);
+    }
+    std::size_t write_durable(std::span<const std::byte> data, std::uint64_t offset) const {
+        return write_durable(data.data(), data.size(), offset);
     }
     std::size_t readv_at(std::span<const struct iovec> iov, std::uint64_t offset) const {
         return readv_at(iov.data(), static_cast<int>(iov.size()), offset);
@@ -296,6 +324,12 @@ inline File Runtime::open(const char *path, std::uint32_t flags, std::uint32_t m
 
 inline File Runtime::open(const std::string &path, std::uint32_t flags, std::uint32_t mode) const {
     return open(path.c_str(), flags, mode);
+}
+
+inline File Runtime::from_fd(int fd, std::uint32_t flags) const {
+    rio_file_t *f = nullptr;
+    detail::check(rio_file_from_fd(rt_, fd, flags, &f), "rio_file_from_fd");
+    return File::adopt(f);
 }
 
 /* Page-aligned memory for O_DIRECT (rio_buf_alloc), freed on destruction. */

@@ -32,7 +32,7 @@ const SLOW_SYNC: std::time::Duration = std::time::Duration::from_millis(500);
 /// What an operation does. Pointers are the caller's memory: it must stay
 /// valid (and, for reads, unaliased) until `Engine::execute` returns.
 #[derive(Debug, Clone, Copy)]
-pub enum OpKind {
+pub(crate) enum OpKind {
     Read { buf: *mut u8, len: usize },
     Write { buf: *const u8, len: usize },
     Readv { iov: *const libc::iovec, iovcnt: usize },
@@ -49,7 +49,7 @@ pub enum OpKind {
 /// bytes transferred (reads: fewer than asked only at end of file), 0, or
 /// `-errno`.
 #[derive(Debug, Clone, Copy)]
-pub struct Op {
+pub(crate) struct Op {
     pub fd: RawFd,
     pub kind: OpKind,
     pub offset: u64,

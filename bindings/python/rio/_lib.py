@@ -67,6 +67,8 @@ RIO_OPEN_APPEND = 1 << 5
 RIO_OPEN_DIRECT = 1 << 6
 RIO_OPEN_DSYNC = 1 << 7
 
+RIO_FD_OWNED = 1 << 0
+
 RIO_OP_READ = 0
 RIO_OP_WRITE = 1
 RIO_OP_FSYNC = 2
@@ -290,6 +292,8 @@ SIGNATURES: Dict[str, Tuple[Any, Sequence[Any]]] = {
     "rio_file_open": (c_int, [rio_runtime_p, c_char_p, c_uint32, c_uint32, POINTER(rio_file_p)]),
     "rio_file_read_at": (c_int64, [rio_file_p, c_void_p, c_size_t, c_uint64]),
     "rio_file_write_at": (c_int64, [rio_file_p, c_void_p, c_size_t, c_uint64]),
+    "rio_file_from_fd": (c_int, [rio_runtime_p, c_int, c_uint32, POINTER(rio_file_p)]),
+    "rio_file_write_durable": (c_int64, [rio_file_p, c_void_p, c_size_t, c_uint64]),
     "rio_file_readv_at": (c_int64, [rio_file_p, POINTER(iovec), c_int, c_uint64]),
     "rio_file_writev_at": (c_int64, [rio_file_p, POINTER(iovec), c_int, c_uint64]),
     "rio_file_sync": (c_int, [rio_file_p]),

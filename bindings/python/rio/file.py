@@ -204,6 +204,24 @@ class File:
         del keep
         return r
 
+    def write_durable(self, data: BytesLike, off: Optional[int] = None, *, offset: Optional[int] = None) -> int:
+        """Writes all of ``data`` at offset ``off`` and returns ``len(data)``
+        only once the bytes (and the size needed to read them back) are on
+        stable storage (``rio_file_write_durable``: O_DIRECT for the aligned
+        middle, one fdatasync). Raises ``OSError`` if any part failed (then
+        nothing is promised durable); ``EINVAL`` on an append-mode file."""
+        offset = _off(off, offset)
+        addr, n, keep = rbuf(data)
+        h = self._acquire()
+        try:
+            r = lib.rio_file_write_durable(h, addr, n, offset)
+            if r < 0:
+                raise make_error(r)
+        finally:
+            self._release()
+        del keep
+        return r
+
     def readv_at(self, buffers: Sequence[BytesLike], off: Optional[int] = None, *,
                  offset: Optional[int] = None) -> int:
         """Scatter read into writable ``buffers`` at offset ``off``; returns

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import fcntl
+import os
 from dataclasses import dataclass, field
 from typing import Any, Dict, FrozenSet, List, Optional, Sequence, Tuple, Union
 
@@ -264,7 +266,9 @@ class Runtime:
     def capabilities(self) -> Capabilities:
         """The runtime's :class:`Capabilities`."""
         h = self._check_open()
-        caps = L.rio_capabilities_t()
+        # Output structs are versioned: the library fills at most
+        # struct_size bytes, so it must say how large ours is.
+        caps = L.rio_capabilities_t(struct_size=ctypes.sizeof(L.rio_capabilities_t))
         with h as rt:
             rc = lib.rio_runtime_capabilities(rt, ctypes.byref(caps))
             if rc < 0:
@@ -289,7 +293,7 @@ class Runtime:
     def metrics(self) -> Metrics:
         """A :class:`Metrics` snapshot (``rio_runtime_metrics``)."""
         h = self._check_open()
-        m = L.rio_metrics_t()
+        m = L.rio_metrics_t(struct_size=ctypes.sizeof(L.rio_metrics_t))
         with h as rt:
             rc = lib.rio_runtime_metrics(rt, ctypes.byref(m))
             if rc < 0:
@@ -403,6 +407,28 @@ class Runtime:
         self._check_open()
         return File(self, path, mode, direct, perm=perm, dsync=dsync)
 
+    def open_fd(self, fd: int, owned: bool = False) -> File:
+        """A :class:`File` over the open descriptor ``fd`` (an ``int`` or an
+        object with ``fileno()``). Its mode, O_DIRECT and O_APPEND come from
+        the descriptor. With ``owned=False`` closing the File leaves ``fd``
+        open (and the process's POSIX locks on the file intact); with
+        ``owned=True`` the File closes it. ``OSError`` (EBADF) for a bad fd."""
+        h = self._check_open()
+        fd = fd.fileno() if hasattr(fd, "fileno") else fd
+        if isinstance(fd, bool) or not isinstance(fd, int):
+            raise TypeError(f"fd must be an int or have fileno(), not {type(fd).__name__}")
+        if not -(1 << 31) <= fd < (1 << 31):
+            raise OSError(errno.EBADF, f"fd {fd} is not a file descriptor")
+        out = L.rio_file_p()
+        rt = h.acquire()
+        try:
+            rc = lib.rio_file_from_fd(rt, fd, L.RIO_FD_OWNED if owned else 0, ctypes.byref(out))
+            if rc < 0:
+                raise make_error(rc)
+        finally:
+            h.release()
+        return _adopted_file(self, out, fd)
+
     def submit_batch(self, ops: Sequence[Op], *, check: bool = True) -> List[Any]:
         """Submits ``ops`` together (one io_uring submission) and waits for all.
 
@@ -428,3 +454,23 @@ class Runtime:
         self._check_open()
         return Wal(self, dir, **config)
 
+
+def _adopted_file(runtime: "Runtime", ptr: Any, fd: int) -> File:
+    """Builds the File object of :meth:`Runtime.open_fd` around ``ptr``,
+    describing it as :meth:`Runtime.open` would (mode from F_GETFL)."""
+    status = fcntl.fcntl(fd, fcntl.F_GETFL)
+    acc = status & os.O_ACCMODE
+    append = bool(status & os.O_APPEND)
+    mode = {os.O_RDONLY: "r", os.O_WRONLY: "a" if append else "w"}.get(acc, "a+" if append else "r+")
+    f = File.__new__(File)
+    try:
+        f.name = os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        f.name = f"<fd {fd}>"
+    f.mode = mode
+    f.direct = bool(status & getattr(os, "O_DIRECT", 0))
+    f.flags = (L.RIO_OPEN_READ if acc != os.O_WRONLY else 0) | (L.RIO_OPEN_WRITE if acc != os.O_RDONLY else 0) \
+        | (L.RIO_OPEN_APPEND if append else 0) | (L.RIO_OPEN_DIRECT if f.direct else 0)
+    f._runtime = runtime
+    f._handle = Handle(ptr, lib.rio_file_close, "file")
+    return f

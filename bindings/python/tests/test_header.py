@@ -166,7 +166,7 @@ def test_handles_are_distinct_opaque_structures() -> None:
         for a in argtypes:
             if a is ctypes.c_void_p:
                 # Only data buffers are void*, never handles.
-                assert any(k in name for k in ("read_at", "write_at", "buf_", "wal_append", "log_callback")), name
+                assert any(k in name for k in ("read_at", "write_at", "write_durable", "buf_", "wal_append", "log_callback")), name
 
 
 def _defines_struct(text: str, name: str) -> bool:
