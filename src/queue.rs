@@ -4,7 +4,7 @@
 //! [`Queue`] is the safe API: buffers are moved in with each op and handed
 //! back with its completion, and the queue keeps every file it has an op on
 //! open, so nothing the kernel or a worker may still touch can be freed or
-//! reused. [`RawQueue`] is the layer under it (and under the C API): ops
+//! reused. `RawQueue` is the layer under it (and under the C API): ops
 //! carry raw pointers and the caller keeps their memory valid until reaped.
 
 use std::os::fd::RawFd;
@@ -20,7 +20,7 @@ use crate::runtime::Runtime;
 
 /// A queue whose ops carry raw pointers; `T` is kept per op and handed back
 /// when the op is reaped. Used by one thread at a time, from any thread.
-pub struct RawQueue<T> {
+pub(crate) struct RawQueue<T> {
     core: EngineQueue<T>,
     /// Keeps the runtime (its engine, workers and permits) alive while ops
     /// run; `None` only while dropping in a forked child.
@@ -244,12 +244,18 @@ impl<B: IoBuf> Queue<B> {
         self.push(file, |_| OpKind::Fdatasync, None, 0, user_data).map_err(|e| e.error)
     }
 
-    /// Starts the pushed ops; see [`RawQueue::submit`].
+    /// Starts the pushed ops; returns how many started. Ops beyond the
+    /// runtime's max_concurrent_ops stay queued and start at a later submit
+    /// or reap. Never waits for the device.
     pub fn submit(&mut self) -> Result<usize> {
         self.raw.submit()
     }
 
-    /// Waits for `min` completions (see [`RawQueue::reap`]) and returns up to `max`.
+    /// Waits until at least `min` ops are complete (`timeout` None: no
+    /// limit, zero: poll) and returns up to `max` of them. ETIMEDOUT
+    /// (nothing returned) when fewer completed in time; EINVAL when `min`
+    /// exceeds `pending()`, or with no time limit when `min` ops can never
+    /// complete because some were never submitted.
     pub fn reap(&mut self, min: usize, max: usize, timeout: Option<Duration>) -> Result<Vec<Completion<B>>> {
         let mut out = Vec::with_capacity(max.min(self.pending()));
         self.reap_into(&mut out, min, max, timeout)?;
@@ -272,7 +278,8 @@ impl<B: IoBuf> Queue<B> {
         self.raw.depth()
     }
 
-    /// The queue's eventfd (see [`RawQueue::fd`]); valid while the queue lives.
+    /// An eventfd, owned by the queue, that polls readable when a reap may
+    /// find complete ops; valid while the queue lives.
     pub fn fd(&mut self) -> Result<RawFd> {
         self.raw.fd()
     }
