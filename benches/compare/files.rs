@@ -28,7 +28,7 @@ pub struct Env {
     pub tokio: tokio::runtime::Runtime,
     pub fio: Option<PathBuf>,
     pub fio_absent: Option<String>,
-    direct_path: PathBuf,
+    pub(crate) direct_path: PathBuf,
     cache_path: PathBuf,
     seed_path: PathBuf,
 }
@@ -67,13 +67,13 @@ impl Env {
 
 /// How a file workload moves data.
 #[derive(Debug, Clone, Copy)]
-struct IoSpec {
-    write: bool,
-    rand: bool,
-    bs: usize,
-    qd: usize,
-    direct: bool,
-    file_size: u64,
+pub(crate) struct IoSpec {
+    pub write: bool,
+    pub rand: bool,
+    pub bs: usize,
+    pub qd: usize,
+    pub direct: bool,
+    pub file_size: u64,
 }
 
 impl IoSpec {
@@ -167,7 +167,7 @@ pub fn workloads(opts: &Opts) -> Vec<Workload> {
 }
 
 /// Offsets: sequential (wrapping) or uniformly random block-aligned.
-struct Offsets {
+pub(crate) struct Offsets {
     rand: bool,
     bs: u64,
     blocks: u64,
@@ -176,11 +176,11 @@ struct Offsets {
 }
 
 impl Offsets {
-    fn new(spec: &IoSpec, seed: u64) -> Offsets {
+    pub fn new(spec: &IoSpec, seed: u64) -> Offsets {
         let blocks = (spec.file_size / spec.bs as u64).max(1);
         Offsets { rand: spec.rand, bs: spec.bs as u64, blocks, next: 0, x: seed | 1 }
     }
-    fn next(&mut self) -> u64 {
+    pub fn next(&mut self) -> u64 {
         if self.rand {
             // xorshift64*
             self.x ^= self.x >> 12;
@@ -196,11 +196,11 @@ impl Offsets {
     }
 }
 
-fn seed_of_clock() -> u64 {
+pub(crate) fn seed_of_clock() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(42)
 }
 
-fn filled(len: usize, seed: u64) -> AlignedBuf {
+pub(crate) fn filled(len: usize, seed: u64) -> AlignedBuf {
     let mut b = AlignedBuf::new(len);
     let mut x = seed | 1;
     for chunk in b.chunks_mut(8) {
@@ -215,7 +215,7 @@ fn filled(len: usize, seed: u64) -> AlignedBuf {
 
 /// Writes `path` full of data (no holes, no unwritten extents: reads must
 /// reach the device) unless it already has exactly `size` bytes.
-fn prepare_file(path: &Path, size: u64) -> Result<(), String> {
+pub(crate) fn prepare_file(path: &Path, size: u64) -> Result<(), String> {
     if std::fs::metadata(path).map(|m| m.len() == size).unwrap_or(false) {
         return Ok(());
     }
@@ -239,7 +239,7 @@ fn prepare_file(path: &Path, size: u64) -> Result<(), String> {
 }
 
 /// Whether the filesystem under `dir` accepts O_DIRECT opens.
-fn direct_supported(dir: &Path) -> Result<(), String> {
+pub(crate) fn direct_supported(dir: &Path) -> Result<(), String> {
     let probe = dir.join(".odirect-probe");
     let r = OpenOptions::new().write(true).create(true).truncate(true).custom_flags(libc::O_DIRECT).open(&probe);
     let _ = std::fs::remove_file(&probe);
@@ -268,7 +268,7 @@ fn std_open(path: &Path, spec: &IoSpec) -> Result<std::fs::File, String> {
     o.open(path).map_err(|e| format!("{}: {e}", path.display()))
 }
 
-fn check_len(n: usize, want: usize, what: &str) -> Result<(), String> {
+pub(crate) fn check_len(n: usize, want: usize, what: &str) -> Result<(), String> {
     if n != want {
         return Err(format!("{what}: transferred {n} bytes, expected {want}"));
     }
@@ -277,7 +277,7 @@ fn check_len(n: usize, want: usize, what: &str) -> Result<(), String> {
 
 // ---------------------------------------------------------------- rio
 
-fn rio_io(rt: &Runtime, path: &Path, spec: &IoSpec, dur: Duration) -> Result<Sample, String> {
+pub(crate) fn rio_io(rt: &Runtime, path: &Path, spec: &IoSpec, dur: Duration) -> Result<Sample, String> {
     let mut flags = open_flags::READ | open_flags::WRITE;
     if spec.direct {
         flags |= open_flags::DIRECT;
@@ -325,7 +325,7 @@ fn rio_io(rt: &Runtime, path: &Path, spec: &IoSpec, dur: Duration) -> Result<Sam
         }
     }
     let secs = start.elapsed().as_secs_f64();
-    Ok(Sample { ops, bytes: ops * spec.bs as u64, secs, peak_rss_kib: None, group_commits: None })
+    Ok(Sample { ops, bytes: ops * spec.bs as u64, secs, peak_rss_kib: None, group_commits: None, cpu_secs: None })
 }
 
 /// The seed workload repeated until `dur` has passed (at least once): each
@@ -341,7 +341,7 @@ fn repeat_seed(dur: Duration, mib: u64, mut round: impl FnMut() -> Result<f64, S
             break;
         }
     }
-    Ok(Sample { ops: rounds * mib, bytes: rounds * mib * MIB as u64, secs, peak_rss_kib: None, group_commits: None })
+    Ok(Sample { ops: rounds * mib, bytes: rounds * mib * MIB as u64, secs, peak_rss_kib: None, group_commits: None, cpu_secs: None })
 }
 
 fn rio_seed(rt: &Runtime, path: &Path, mib: u64, buf: &[u8], dur: Duration) -> Result<Sample, String> {
@@ -381,7 +381,7 @@ fn std_io(path: &Path, spec: &IoSpec, dur: Duration) -> Result<Sample, String> {
         }
     }
     let secs = start.elapsed().as_secs_f64();
-    Ok(Sample { ops, bytes: ops * spec.bs as u64, secs, peak_rss_kib: None, group_commits: None })
+    Ok(Sample { ops, bytes: ops * spec.bs as u64, secs, peak_rss_kib: None, group_commits: None, cpu_secs: None })
 }
 
 fn std_seed(path: &Path, mib: u64, buf: &[u8], dur: Duration) -> Result<Sample, String> {
@@ -427,7 +427,7 @@ fn tokio_io(trt: &tokio::runtime::Runtime, path: &Path, spec: &IoSpec, dur: Dura
             ops += 1;
         }
         let secs = start.elapsed().as_secs_f64();
-        Ok(Sample { ops, bytes: ops * spec.bs as u64, secs, peak_rss_kib: None, group_commits: None })
+        Ok(Sample { ops, bytes: ops * spec.bs as u64, secs, peak_rss_kib: None, group_commits: None, cpu_secs: None })
     })
 }
 
@@ -449,7 +449,7 @@ fn tokio_seed(trt: &tokio::runtime::Runtime, path: &Path, mib: u64, buf: &[u8], 
 
 // ---------------------------------------------------------------- fio
 
-fn fio_io(fio: &Path, path: &Path, spec: &IoSpec, dur: Duration) -> Result<Sample, String> {
+pub(crate) fn fio_io(fio: &Path, path: &Path, spec: &IoSpec, dur: Duration) -> Result<Sample, String> {
     let ms = dur.as_millis().max(1);
     let args = [
         "--name=rio-bench".to_string(),
@@ -487,7 +487,10 @@ fn fio_io(fio: &Path, path: &Path, spec: &IoSpec, dur: Duration) -> Result<Sampl
     if ops == 0 || runtime_ms <= 0.0 {
         return Err("fio did no I/O".into());
     }
-    Ok(Sample { ops, bytes, secs: runtime_ms / 1000.0, peak_rss_kib: None, group_commits: None })
+    // usr_cpu/sys_cpu: percent of one CPU over the job's run time.
+    let cpu_pct = job["usr_cpu"].as_f64().unwrap_or(0.0) + job["sys_cpu"].as_f64().unwrap_or(0.0);
+    let cpu_secs = (cpu_pct > 0.0).then(|| cpu_pct / 100.0 * job["job_runtime"].as_f64().unwrap_or(runtime_ms) / 1000.0);
+    Ok(Sample { ops, bytes, secs: runtime_ms / 1000.0, peak_rss_kib: None, group_commits: None, cpu_secs })
 }
 
 // ---------------------------------------------------------------- driver
