@@ -211,6 +211,11 @@
 #define RIO_LOG_TRACE 5
 
 /*
+ The largest `depth` of `rio_queue_open`.
+ */
+#define RIO_QUEUE_MAX_DEPTH 4096
+
+/*
  Use io_uring when it works, else the thread pool (`RUSTFS_ENABLE_IO_URING` may force either).
  */
 #define RIO_BACKEND_AUTO 0
@@ -291,6 +296,15 @@
  Thread-safe: positioned calls may run from many threads at once.
  */
 typedef struct rio_file_t rio_file_t;
+
+/*
+ An asynchronous queue of operations. Create with `rio_queue_open`, free
+ with `rio_queue_close`. Used by one thread at a time (calls on one queue
+ must not overlap), from any thread over its life. In a child process
+ created by fork(), every call on an inherited queue returns `-EBUSY`
+ except `rio_queue_close`.
+ */
+typedef struct rio_queue_t rio_queue_t;
 
 /*
  An open runtime. Create with `rio_runtime_open`, free with
@@ -809,6 +823,70 @@ int rio_file_close(struct rio_file_t *f);
  for an unknown level or an invalid RIO_LOG.
  */
 int rio_set_log_callback(int level, rio_log_callback_t cb, void *user_data);
+
+/*
+ Opens a queue on `rt` holding at most `depth` operations pushed and not
+ yet reaped: 1..4096, or 0 for the runtime's queue_depth (capped at 4096).
+ Stores the handle in `*out` (NULL on failure). The queue keeps the
+ runtime alive. Errors: `-EINVAL` (NULL argument, depth above 4096),
+ `-EOPNOTSUPP` on a fault-injecting runtime, `-ENOMEM`/`-EMFILE` when the
+ queue's ring or eventfd cannot be created.
+ */
+int rio_queue_open(struct rio_runtime_t *rt, uint32_t depth, struct rio_queue_t **out);
+
+/*
+ Copies `n` operations into the queue and returns `n`. Every op is checked
+ first, as `rio_submit_batch` checks them (opcode, flags, NULL file, NULL
+ buffer with a length, O_DIRECT alignment): a bad one fails with
+ `-EINVAL` naming `ops[i]` and the field, and nothing is queued. When
+ fewer than `n` slots are free: `-EAGAIN`, nothing queued. Nothing starts
+ before `rio_queue_submit`. Buffers and files must stay valid until the op
+ is reaped (or the queue closed). `ops` may be NULL when `n` is 0.
+ */
+int rio_queue_push(struct rio_queue_t *q, const rio_op_t *ops, size_t n);
+
+/*
+ Starts the pushed operations and returns how many started (including
+ earlier ones that were waiting). Never blocks on the device. Ops beyond
+ the runtime's max_concurrent_ops stay queued and start in a later submit
+ or reap.
+ */
+int rio_queue_submit(struct rio_queue_t *q);
+
+/*
+ Waits until at least `min` operations are complete (`timeout_us`: -1 no
+ limit, 0 poll, else microseconds), then copies up to `max` complete ops
+ into `out` (each as pushed, `result` set: bytes, 0 or -errno; reads are
+ short only at end of file) and returns the count. Completion order is
+ unspecified. `-ETIMEDOUT` (nothing copied) when fewer than `min`
+ completed in time; `-EINVAL` when `min` exceeds `rio_queue_pending`, when
+ `out` is NULL with `max` > 0, when `timeout_us` < -1, or when `timeout_us`
+ is -1 and `min` ops can never complete because some were never submitted.
+ */
+int rio_queue_reap(struct rio_queue_t *q,
+                   rio_op_t *out,
+                   size_t max,
+                   size_t min,
+                   int64_t timeout_us);
+
+/*
+ Operations pushed and not yet reaped (queued, in flight or complete).
+ */
+int rio_queue_pending(const struct rio_queue_t *q);
+
+/*
+ An eventfd that polls readable when a reap may find complete
+ operations (for epoll, asyncio, Go netpoll). Owned by the queue: do not
+ close it or read it; it stays valid until `rio_queue_close`.
+ */
+int rio_queue_fd(struct rio_queue_t *q);
+
+/*
+ Waits for every started operation, discards unreaped results and frees
+ the queue. Returns 0. NULL is a no-op. In a forked child it frees the
+ handle without waiting on or touching the parent's ring or workers.
+ */
+int rio_queue_close(struct rio_queue_t *q);
 
 /*
  Fills `cfg` with defaults (including `struct_size`). NULL is ignored.

@@ -76,6 +76,7 @@ RIO_OP_FSYNC = 2
 RIO_OP_FDATASYNC = 3
 
 RIO_IOV_MAX = 1024
+RIO_QUEUE_MAX_DEPTH = 4096
 RIO_BUF_ALIGN = 4096
 
 RIO_WAL_RECOVER_TOLERATE_TAIL = 0
@@ -145,10 +146,17 @@ class rio_wal_reader_t(Structure):
     _fields_: ClassVar[List[Tuple[str, Any]]] = []
 
 
+class rio_queue_t(Structure):
+    """Opaque ``rio_queue_t``."""
+
+    _fields_: List[Tuple[str, Any]] = []
+
+
 rio_runtime_p = POINTER(rio_runtime_t)
 rio_file_p = POINTER(rio_file_t)
 rio_wal_p = POINTER(rio_wal_t)
 rio_wal_reader_p = POINTER(rio_wal_reader_t)
+rio_queue_p = POINTER(rio_queue_t)
 
 # --------------------------------------------------------------------------
 # Structs: layouts identical to include/rio.h (checked by tests/test_header.py
@@ -305,6 +313,14 @@ SIGNATURES: Dict[str, Tuple[Any, Sequence[Any]]] = {
     "rio_file_close": (c_int, [rio_file_p]),
     # batches
     "rio_submit_batch": (c_int64, [rio_runtime_p, POINTER(rio_op_t), c_size_t]),
+    # asynchronous queues
+    "rio_queue_open": (c_int, [rio_runtime_p, c_uint32, POINTER(rio_queue_p)]),
+    "rio_queue_push": (c_int, [rio_queue_p, POINTER(rio_op_t), c_size_t]),
+    "rio_queue_submit": (c_int, [rio_queue_p]),
+    "rio_queue_reap": (c_int, [rio_queue_p, POINTER(rio_op_t), c_size_t, c_size_t, c_int64]),
+    "rio_queue_pending": (c_int, [rio_queue_p]),
+    "rio_queue_fd": (c_int, [rio_queue_p]),
+    "rio_queue_close": (c_int, [rio_queue_p]),
     # aligned buffers
     "rio_buf_alloc": (c_void_p, [c_size_t]),
     "rio_buf_free": (None, [c_void_p]),
