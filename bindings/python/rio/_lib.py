@@ -82,6 +82,8 @@ RIO_BUF_ALIGN = 4096
 RIO_WAL_RECOVER_TOLERATE_TAIL = 0
 RIO_WAL_RECOVER_STRICT = 1
 RIO_WAL_MAX_ENTRY = 64 << 20
+RIO_WAL_MAX_BATCH = 1 << 16
+RIO_WAL_WAIT_FOREVER = -1
 
 RIO_METRIC_OP_READ = 0
 RIO_METRIC_OP_WRITE = 1
@@ -329,6 +331,9 @@ SIGNATURES: Dict[str, Tuple[Any, Sequence[Any]]] = {
     "rio_wal_open": (c_int, [rio_runtime_p, c_char_p, POINTER(rio_wal_config_t), POINTER(rio_wal_p)]),
     "rio_wal_append": (c_int, [rio_wal_p, c_void_p, c_size_t, POINTER(c_uint64)]),
     "rio_wal_append_batch": (c_int, [rio_wal_p, POINTER(rio_slice_t), c_size_t, POINTER(c_uint64)]),
+    "rio_wal_append_async": (c_int, [rio_wal_p, c_void_p, c_size_t, POINTER(c_uint64)]),
+    "rio_wal_wait": (c_int, [rio_wal_p, c_uint64, c_int64]),
+    "rio_wal_durable_seq": (c_uint64, [rio_wal_p]),
     "rio_wal_sync": (c_int, [rio_wal_p]),
     "rio_wal_last_seq": (c_uint64, [rio_wal_p]),
     "rio_wal_truncate_before": (c_int, [rio_wal_p, c_uint64]),
