@@ -13,6 +13,7 @@ pub(crate) mod kernel;
 mod limit;
 pub(crate) mod sync;
 pub(crate) mod pool;
+pub(crate) mod queue;
 pub(crate) mod uring;
 
 use std::os::fd::RawFd;
@@ -37,7 +38,7 @@ const SLOW_SYNC: std::time::Duration = std::time::Duration::from_millis(500);
 /// What an operation does. Pointers are the caller's memory: it must stay
 /// valid (and, for reads, unaliased) until `Engine::execute` returns.
 #[derive(Debug, Clone, Copy)]
-pub enum OpKind {
+pub(crate) enum OpKind {
     Read { buf: *mut u8, len: usize },
     Write { buf: *const u8, len: usize },
     Readv { iov: *const libc::iovec, iovcnt: usize },
@@ -54,7 +55,7 @@ pub enum OpKind {
 /// bytes transferred (reads: fewer than asked only at end of file), 0, or
 /// `-errno`.
 #[derive(Debug, Clone, Copy)]
-pub struct Op {
+pub(crate) struct Op {
     pub fd: RawFd,
     pub kind: OpKind,
     pub offset: u64,
@@ -181,6 +182,11 @@ pub(crate) trait Backend: Send + Sync {
     /// Every pointer in `ops` must be valid for the op's length until this
     /// returns; implementations return only when no submitted op is in flight.
     unsafe fn execute(&self, ops: &mut [Op]);
+
+    /// What a queue of `depth` ops runs on (src/engine/queue.rs).
+    fn queue_machinery(&self, _depth: u32) -> crate::Result<queue::Machinery> {
+        Err(crate::Error::new(libc::EOPNOTSUPP, "queues are not available on this backend (a fault-injecting runtime)"))
+    }
 }
 
 /// Progress of one op whose transfer may come back short.
@@ -288,28 +294,33 @@ pub(crate) struct Engine {
     /// Per process: permits held by the parent's threads when it forked
     /// would never be returned in the child (those threads do not exist
     /// there), and its lock may be held; a child starts with a full bound.
-    limit: ForkLocal<Limit>,
+    limit: ForkLocal<Arc<Limit>>,
     max_in_flight: usize,
     pub metrics: Arc<Metrics>,
 }
 
 impl Engine {
     pub fn new(backend: Box<dyn Backend>, max_in_flight: usize, metrics: Arc<Metrics>) -> Engine {
-        Engine { backend, limit: ForkLocal::new(Limit::new(max_in_flight)), max_in_flight, metrics }
+        Engine { backend, limit: ForkLocal::new(Arc::new(Limit::new(max_in_flight))), max_in_flight, metrics }
     }
 
     pub fn kind(&self) -> BackendKind {
         self.backend.kind()
     }
 
-    /// This process's concurrency bound.
+    /// This process's concurrency bound, shared with queues (they hold
+    /// permits across calls).
     #[inline]
-    pub fn limit(&self) -> &Limit {
-        self.limit.get_or(|| Limit::new(self.max_in_flight))
+    pub(crate) fn limit(&self) -> &Arc<Limit> {
+        self.limit.get_or(|| Arc::new(Limit::new(self.max_in_flight)))
     }
 
     pub fn in_flight(&self) -> usize {
         self.limit().in_flight()
+    }
+
+    pub(crate) fn queue_machinery(&self, depth: u32) -> crate::Result<queue::Machinery> {
+        self.backend.queue_machinery(depth)
     }
 
     /// Runs `ops` to completion; every `op.result` is set on return.
@@ -369,8 +380,12 @@ impl Engine {
 /// pool's whole job, and the io_uring backend's path for opcodes the ring
 /// does not support.
 pub(crate) fn run_blocking(op: &mut Op) {
-    let mut progress = Progress::new(op);
-    run_blocking_from(op, &mut progress, None);
+    finish_blocking(op, &mut Progress::new(op));
+}
+
+/// Continues an op from `progress` with blocking syscalls until it completes.
+pub(crate) fn finish_blocking(op: &mut Op, progress: &mut Progress) {
+    run_blocking_from(op, progress, None);
 }
 
 /// Continues `op` from `progress` with blocking syscalls until it

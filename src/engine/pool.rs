@@ -22,19 +22,35 @@ use super::completion_faults::Injector;
 use super::fork::ForkLocal;
 use super::{run_blocking_from, Backend, BackendKind, Op, Progress};
 
-/// One op handed to a worker, and the latch to count down when it is done.
-struct Job {
-    op: *mut Op,
-    latch: Arc<Latch>,
+/// Told when a worker has finished an op: a batch's latch, or a queue's
+/// completion list (src/engine/queue.rs).
+pub(crate) trait JobDone: Send + Sync {
+    /// The op `index` of this submitter is complete; the worker no longer
+    /// references its memory once this returns.
+    fn job_done(&self, index: u32);
 }
 
-// SAFETY: the submitting thread waits on the latch before the op's memory
-// can go away, so the pointer is valid for the whole job.
+/// One op handed to a worker, and whom to tell when it is done.
+pub(crate) struct Job {
+    pub op: *mut Op,
+    pub done: Arc<dyn JobDone>,
+    pub index: u32,
+}
+
+// SAFETY: the submitter keeps the op's memory alive until `job_done` (a
+// batch waits on its latch, a queue's close waits for its completions), so
+// the pointer is valid for the whole job.
 unsafe impl Send for Job {}
 
 struct Latch {
     remaining: Mutex<usize>,
     zero: Condvar,
+}
+
+impl JobDone for Latch {
+    fn job_done(&self, _index: u32) {
+        self.count_down();
+    }
 }
 
 impl Latch {
@@ -68,6 +84,18 @@ impl Drop for WaitForWorkers<'_> {
 struct Queue {
     jobs: Mutex<(VecDeque<Job>, bool)>,
     ready: Condvar,
+}
+
+/// A handle on a pool's job queue, for submitters that do not wait (queues).
+#[derive(Clone)]
+pub(crate) struct Jobs(Arc<Queue>);
+
+impl Jobs {
+    /// Hands jobs to the workers; returns at once.
+    pub fn spawn(&self, jobs: impl Iterator<Item = Job>) {
+        self.0.jobs.lock().0.extend(jobs);
+        self.0.ready.notify_all();
+    }
 }
 
 /// One process's workers. `None` in a child that could not start any: its
@@ -134,7 +162,14 @@ fn worker(queue: &Queue, faults: Option<&Injector>) {
         // SAFETY: see `Job`.
         let op = unsafe { &mut *job.op };
         run_guarded(op, faults);
-        job.latch.count_down();
+        job.done.job_done(job.index);
+    }
+}
+
+impl PoolBackend {
+    /// This process's job queue (a forked child's own workers), for queues.
+    pub fn jobs(&self) -> Option<Jobs> {
+        self.workers().map(|w| Jobs(w.queue.clone()))
     }
 }
 
@@ -154,6 +189,13 @@ impl Backend for PoolBackend {
         BackendKind::ThreadPool
     }
 
+    fn queue_machinery(&self, _depth: u32) -> crate::Result<super::queue::Machinery> {
+        match self.jobs() {
+            Some(jobs) => Ok(super::queue::Machinery::Pool(jobs)),
+            None => Err(crate::Error::new(libc::EAGAIN, "thread pool: no worker threads in this process")),
+        }
+    }
+
     unsafe fn execute(&self, ops: &mut [Op]) {
         let faults = self.faults.as_deref();
         let workers = match ops {
@@ -166,13 +208,10 @@ impl Backend for PoolBackend {
         };
         let (mine, rest) = ops.split_first_mut().expect("two or more ops");
         let latch = Arc::new(Latch { remaining: Mutex::new(rest.len()), zero: Condvar::new() });
-        {
-            let mut guard = workers.queue.jobs.lock();
-            guard.0.extend(rest.iter_mut().map(|op| Job { op, latch: latch.clone() }));
-        }
+        let done: Arc<dyn JobDone> = latch.clone();
         // Workers hold pointers into `rest` until the latch reaches zero.
         let _wait = WaitForWorkers(&latch);
-        workers.queue.ready.notify_all();
+        Jobs(workers.queue.clone()).spawn(rest.iter_mut().map(|op| Job { op, done: done.clone(), index: 0 }));
         run_blocking_from(mine, &mut Progress::new(mine), faults);
     }
 }

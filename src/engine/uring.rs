@@ -281,6 +281,16 @@ impl UringBackend {
         })
     }
 
+    /// A ring for one asynchronous queue: no SINGLE_ISSUER/DEFER_TASKRUN
+    /// (nor COOP_TASKRUN), because the queue may be used from a different
+    /// thread at every call and a thread asleep in poll() on the queue's fd
+    /// must be woken by completions (docs/queues.md).
+    fn queue_ring(&self, depth: u32) -> io::Result<IoUring> {
+        let sq = depth.next_power_of_two();
+        let params = RingParams { sq_entries: sq, cq_entries: sq * 2, ..self.params.clone() };
+        build_ring(self.info.setup_flags & setup::IORING_SETUP_SUBMIT_ALL, &params)
+    }
+
     fn discard_ring(&self, ring: &SharedRing) {
         self.registry().lock().retain(|r| !Arc::ptr_eq(r, ring));
     }
@@ -310,6 +320,11 @@ fn setup_failure_reason(e: &io::Error) -> String {
 impl Backend for UringBackend {
     fn kind(&self) -> BackendKind {
         BackendKind::IoUring
+    }
+
+    fn queue_machinery(&self, depth: u32) -> crate::Result<super::queue::Machinery> {
+        let ring = self.queue_ring(depth).map_err(|e| crate::Error::from_io(e, "io_uring: cannot create the queue's ring"))?;
+        Ok(super::queue::Machinery::Ring(ring))
     }
 
     unsafe fn execute(&self, ops: &mut [Op]) {
@@ -608,9 +623,8 @@ fn is_transient(e: &io::Error) -> bool {
 /// The SQE for the next piece of `op`, identified by `user_data` in its
 /// completion (the op-to-kernel table is `engine/kernel.rs`). For callers
 /// that own their ring (queues); `drive` uses `sqe_with_faults`.
-#[allow(dead_code)]
-pub(crate) fn sqe_for(op: &Op, progress: &Progress, user_data: u64) -> squeue::Entry {
-    progress.step(op).sqe(user_data)
+pub(crate) fn sqe_for(op: &Op, progress: &Progress, index: usize) -> squeue::Entry {
+    progress.step(op).sqe(index as u64)
 }
 
 /// `sqe_for` with completion faults applied: a short count comes from a
