@@ -300,14 +300,20 @@ impl FaultBackend {
         let mut journal = self.journal.lock();
         if !journal.files.contains_key(&id) {
             journal.release_unlinked();
-            let shadow = open_shadow(op.fd).inspect_err(|&errno| {
-                tracing::warn!(
-                    fd = op.fd,
-                    error = %crate::error::strerror(errno),
-                    "fault injection: cannot open a shadow descriptor to journal a change for simulated power loss; \
-                     the operation fails instead of running unjournaled"
-                )
-            })?;
+            let shadow = match open_shadow(op.fd) {
+                Ok(shadow) => shadow,
+                Err(errno) => {
+                    // Logged without the lock: a log callback may call back into librio.
+                    drop(journal);
+                    tracing::warn!(
+                        fd = op.fd,
+                        error = %crate::error::strerror(errno),
+                        "fault injection: cannot open a shadow descriptor to journal a change for simulated power \
+                         loss; the operation fails instead of running unjournaled"
+                    );
+                    return Err(errno);
+                }
+            };
             journal.started += 1;
             let since = journal.started;
             journal.files.insert(id, FileJournal { shadow, undo: Vec::new(), since });
@@ -377,6 +383,8 @@ impl FaultBackend {
         for (_, path) in journal.created.drain(..) {
             let _ = std::fs::remove_file(path);
         }
+        // Logged without the lock: a log callback may call back into librio.
+        drop(journal);
         tracing::warn!(?mode, "fault injection: simulated power loss");
     }
 }
