@@ -68,6 +68,7 @@ pub mod ffi;
 pub mod file;
 pub mod log;
 pub mod metrics;
+pub mod queue;
 pub mod runtime;
 pub mod wal;
 
@@ -75,6 +76,7 @@ pub use batch::Batch;
 pub use buf::AlignedBuf;
 pub use engine::{BackendKind, OpCode};
 pub use error::{Error, Result};
+pub use queue::{Completion, IoBuf, PushError, Queue};
 pub use file::{open_flags, sync_dir, DioAlign, DiskFile};
 pub use runtime::{BackendChoice, Capabilities, CrashMode, FaultAction, FaultInjector, FaultRule, Runtime, RuntimeConfig};
 pub use wal::{RecoveryMode, Wal, WalConfig, WalReader, WalStats};

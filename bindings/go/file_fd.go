@@ -46,10 +46,10 @@ func (rt *Runtime) newFile(op string, fd uintptr, flags C.uint32_t) (*File, erro
 	if lerr != nil {
 		name = "fd " + strconv.Itoa(int(cfd))
 	}
-	// O_APPEND comes from the descriptor, as the library reads it: WriteAt
-	// must refuse such a file as it does one opened with os.O_APPEND.
-	fl, _, _ := syscall.Syscall(syscall.SYS_FCNTL, uintptr(cfd), syscall.F_GETFL, 0)
-	f := &File{ptr: fp, name: name, appendMode: int(fl)&os.O_APPEND != 0}
+	// The library has read F_GETFL already; the binding needs O_APPEND for
+	// WriteAt's os.File behaviour.
+	status, _, errno := syscall.Syscall(syscall.SYS_FCNTL, uintptr(cfd), syscall.F_GETFL, 0)
+	f := &File{ptr: fp, name: name, appendMode: errno == 0 && int(status)&os.O_APPEND != 0}
 	runtime.SetFinalizer(f, (*File).Close)
 	return f, nil
 }
