@@ -41,3 +41,26 @@ test-python: lib python-venv test-python-types
 		'import sys; sys.path.insert(0, "."); import rio, os; p = os.path.realpath(rio.LIBRARY_PATH); \
 		 sys.exit(0 if p == os.path.realpath("$(LIBDIR)/librio.so") else "found " + p + ", expected $(LIBDIR)/librio.so")'
 	cd bindings/python && env -u RIO_LIBRARY $(VENV_PY) -P -m pytest -q -rs -p no:cacheprovider tests $(PYTEST_ARGS)
+
+# Per-call cost of the binding next to os.preadv/os.pwrite (benches/
+# python_call_cost.py, docs/bindings.md "Per-call cost"): part of `make bench`,
+# written next to the other results as bench-results/python.{json,md}.
+#   make bench-python PY_BENCH_ARGS='--reps 31 --calls 5000'
+PY_BENCH_ARGS ?=
+PY_BENCH := cd $(CURDIR) && env -u RIO_LIBRARY PYTHONPATH=$(CURDIR)/bindings/python $(PYTHON) -P benches/python_call_cost.py
+
+.PHONY: bench-python bench-python-smoke
+bench: bench-python
+bench-python: lib
+	@mkdir -p bench-results
+	$(PY_BENCH) --dir bench-results --out bench-results $(PY_BENCH_ARGS)
+
+# Tiny run in `make test`, so the script cannot rot (it also checks every
+# call moves one page and reads see the written data).
+TEST_SUITES += bench-python-smoke
+bench-python-smoke: lib
+	@mkdir -p bench-results/smoke
+	$(PY_BENCH) --reps 1 --calls 200 --dir bench-results/smoke --out bench-results/smoke
+	@$(PYTHON) -c 'import json, sys; d = json.load(open("bench-results/smoke/python.json")); \
+		sys.exit(0 if d["median_ns"]["os.preadv"] > 0 and len(d["ratios"]) >= 7 else "bench-python-smoke: incomplete report")' && \
+		echo "bench-python-smoke: every Python row measured"

@@ -58,13 +58,15 @@ sdist: wheel-tools
 # installed, with no index and a PATH without cargo, into a new virtualenv
 # there; the suite runs from a copy of the tests with RIO_LIBRARY unset, so
 # the build-tree lookup has no target/ to find (the venv is not under the
-# repository) and the library must be the wheel's.
+# repository) and the library must be the wheel's. mypy --strict checks a
+# typed client against the installed package (py.typed shipped, annotations
+# precise: tests/typed_client.py).
 test-wheel: wheel python-venv
 	@scratch=$$(mktemp -d /tmp/librio-wheel-test.XXXXXX) && trap 'rm -rf "$$scratch"' EXIT && \
 	cp $(WHEEL_DIR)/librio-*.whl "$$scratch"/ && cp -r $(PY_PKG)/tests "$$scratch"/tests && \
 	rm -rf "$$scratch"/tests/__pycache__ && \
 	$(PYTHON) -m venv "$$scratch"/venv && \
-	"$$scratch"/venv/bin/pip install -q --disable-pip-version-check pytest prometheus_client && \
+	"$$scratch"/venv/bin/pip install -q --disable-pip-version-check $(PY_TEST_DEPS) && \
 	{ "$$scratch"/venv/bin/pip install -q --disable-pip-version-check --only-binary=:all: numpy || \
 	  echo "python: numpy unavailable; the numpy buffer test will be skipped"; } && \
 	cd "$$scratch" && env -u RIO_LIBRARY -u CARGO PATH=$(NO_RUST_PATH) sh -c '\
@@ -76,6 +78,7 @@ test-wheel: wheel python-venv
 			ok = lib == pkg / \"librio.so\" and pkg.is_relative_to(pathlib.Path(sys.prefix).resolve()); \
 			print(\"test-wheel: rio\", rio.__version__, \"loads\", lib); \
 			sys.exit(0 if ok else \"test-wheel: expected the wheel copy \" + str(pkg / \"librio.so\"))"; \
+		venv/bin/python -m mypy --strict --no-incremental tests/typed_client.py; \
 		RIO_SOURCE_DIR=$(CURDIR) venv/bin/python -P -m pytest -q -rs -p no:cacheprovider tests $(PYTEST_ARGS)'
 
 # Two builds of the sdist in a scratch directory: with cargo it builds the

@@ -28,7 +28,7 @@ pub struct Env {
     pub tokio: tokio::runtime::Runtime,
     pub fio: Option<PathBuf>,
     pub fio_absent: Option<String>,
-    direct_path: PathBuf,
+    pub(crate) direct_path: PathBuf,
     cache_path: PathBuf,
     seed_path: PathBuf,
 }
@@ -67,16 +67,16 @@ impl Env {
 
 /// How a file workload moves data.
 #[derive(Debug, Clone, Copy)]
-struct IoSpec {
-    write: bool,
-    rand: bool,
-    bs: usize,
-    qd: usize,
-    direct: bool,
-    file_size: u64,
+pub(crate) struct IoSpec {
+    pub write: bool,
+    pub rand: bool,
+    pub bs: usize,
+    pub qd: usize,
+    pub direct: bool,
+    pub file_size: u64,
     /// rio's buffers registered with the ring (rio_buf_alloc memory);
     /// fio gets --fixedbufs.
-    registered: bool,
+    pub registered: bool,
 }
 
 impl IoSpec {
@@ -215,7 +215,7 @@ pub fn workloads(opts: &Opts) -> Vec<Workload> {
 }
 
 /// Offsets: sequential (wrapping) or uniformly random block-aligned.
-struct Offsets {
+pub(crate) struct Offsets {
     rand: bool,
     bs: u64,
     blocks: u64,
@@ -224,11 +224,11 @@ struct Offsets {
 }
 
 impl Offsets {
-    fn new(spec: &IoSpec, seed: u64) -> Offsets {
+    pub fn new(spec: &IoSpec, seed: u64) -> Offsets {
         let blocks = (spec.file_size / spec.bs as u64).max(1);
         Offsets { rand: spec.rand, bs: spec.bs as u64, blocks, next: 0, x: seed | 1 }
     }
-    fn next(&mut self) -> u64 {
+    pub fn next(&mut self) -> u64 {
         if self.rand {
             // xorshift64*
             self.x ^= self.x >> 12;
@@ -244,11 +244,11 @@ impl Offsets {
     }
 }
 
-fn seed_of_clock() -> u64 {
+pub(crate) fn seed_of_clock() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(42)
 }
 
-fn filled(len: usize, seed: u64) -> AlignedBuf {
+pub(crate) fn filled(len: usize, seed: u64) -> AlignedBuf {
     filled_buf(len, seed, false)
 }
 
@@ -267,7 +267,7 @@ fn filled_buf(len: usize, seed: u64, registered: bool) -> AlignedBuf {
 
 /// Writes `path` full of data (no holes, no unwritten extents: reads must
 /// reach the device) unless it already has exactly `size` bytes.
-fn prepare_file(path: &Path, size: u64) -> Result<(), String> {
+pub(crate) fn prepare_file(path: &Path, size: u64) -> Result<(), String> {
     if std::fs::metadata(path).map(|m| m.len() == size).unwrap_or(false) {
         return Ok(());
     }
@@ -291,7 +291,7 @@ fn prepare_file(path: &Path, size: u64) -> Result<(), String> {
 }
 
 /// Whether the filesystem under `dir` accepts O_DIRECT opens.
-fn direct_supported(dir: &Path) -> Result<(), String> {
+pub(crate) fn direct_supported(dir: &Path) -> Result<(), String> {
     let probe = dir.join(".odirect-probe");
     let r = OpenOptions::new().write(true).create(true).truncate(true).custom_flags(libc::O_DIRECT).open(&probe);
     let _ = std::fs::remove_file(&probe);
@@ -320,7 +320,7 @@ fn std_open(path: &Path, spec: &IoSpec) -> Result<std::fs::File, String> {
     o.open(path).map_err(|e| format!("{}: {e}", path.display()))
 }
 
-fn check_len(n: usize, want: usize, what: &str) -> Result<(), String> {
+pub(crate) fn check_len(n: usize, want: usize, what: &str) -> Result<(), String> {
     if n != want {
         return Err(format!("{what}: transferred {n} bytes, expected {want}"));
     }
@@ -329,7 +329,7 @@ fn check_len(n: usize, want: usize, what: &str) -> Result<(), String> {
 
 // ---------------------------------------------------------------- rio
 
-fn rio_io(rt: &Runtime, path: &Path, spec: &IoSpec, dur: Duration) -> Result<Sample, String> {
+pub(crate) fn rio_io(rt: &Runtime, path: &Path, spec: &IoSpec, dur: Duration) -> Result<Sample, String> {
     let mut flags = open_flags::READ | open_flags::WRITE;
     if spec.direct {
         flags |= open_flags::DIRECT;
@@ -377,7 +377,7 @@ fn rio_io(rt: &Runtime, path: &Path, spec: &IoSpec, dur: Duration) -> Result<Sam
         }
     }
     let secs = start.elapsed().as_secs_f64();
-    Ok(Sample { ops, bytes: ops * spec.bs as u64, secs, peak_rss_kib: None, group_commits: None })
+    Ok(Sample { ops, bytes: ops * spec.bs as u64, secs, peak_rss_kib: None, group_commits: None, cpu_secs: None })
 }
 
 /// The seed (and object) workloads repeated until `dur` has passed (at
@@ -393,7 +393,7 @@ fn repeat_seed(dur: Duration, mib: u64, mut round: impl FnMut() -> Result<f64, S
             break;
         }
     }
-    Ok(Sample { ops: rounds * mib, bytes: rounds * mib * MIB as u64, secs, peak_rss_kib: None, group_commits: None })
+    Ok(Sample { ops: rounds * mib, bytes: rounds * mib * MIB as u64, secs, peak_rss_kib: None, group_commits: None, cpu_secs: None })
 }
 
 fn rio_seed(rt: &Runtime, path: &Path, mib: u64, buf: &[u8], dur: Duration) -> Result<Sample, String> {
@@ -451,7 +451,7 @@ fn std_io(path: &Path, spec: &IoSpec, dur: Duration) -> Result<Sample, String> {
         }
     }
     let secs = start.elapsed().as_secs_f64();
-    Ok(Sample { ops, bytes: ops * spec.bs as u64, secs, peak_rss_kib: None, group_commits: None })
+    Ok(Sample { ops, bytes: ops * spec.bs as u64, secs, peak_rss_kib: None, group_commits: None, cpu_secs: None })
 }
 
 fn std_seed(path: &Path, mib: u64, buf: &[u8], dur: Duration) -> Result<Sample, String> {
@@ -509,7 +509,7 @@ fn tokio_io(trt: &tokio::runtime::Runtime, path: &Path, spec: &IoSpec, dur: Dura
             ops += 1;
         }
         let secs = start.elapsed().as_secs_f64();
-        Ok(Sample { ops, bytes: ops * spec.bs as u64, secs, peak_rss_kib: None, group_commits: None })
+        Ok(Sample { ops, bytes: ops * spec.bs as u64, secs, peak_rss_kib: None, group_commits: None, cpu_secs: None })
     })
 }
 
@@ -555,7 +555,7 @@ fn fio_objects(fio: &Path, path: &Path, count: u64, dur: Duration) -> Result<Sam
         IoSpec { write: true, rand: false, bs: MIB, qd: 1, direct: true, file_size: count * MIB as u64, registered: false };
     let extra = ["--fdatasync=1", "--fallocate=none", "--create_on_open=1"];
     let wall = Instant::now();
-    let mut total = Sample { ops: 0, bytes: 0, secs: 0.0, peak_rss_kib: None, group_commits: None };
+    let mut total = Sample { ops: 0, bytes: 0, secs: 0.0, peak_rss_kib: None, group_commits: None, cpu_secs: None };
     loop {
         let _ = std::fs::remove_file(path);
         let s = fio_run(fio, path, &spec, None, &extra)?;
@@ -568,7 +568,7 @@ fn fio_objects(fio: &Path, path: &Path, count: u64, dur: Duration) -> Result<Sam
     }
 }
 
-fn fio_io(fio: &Path, path: &Path, spec: &IoSpec, dur: Duration) -> Result<Sample, String> {
+pub(crate) fn fio_io(fio: &Path, path: &Path, spec: &IoSpec, dur: Duration) -> Result<Sample, String> {
     let fixed = if spec.registered { "--fixedbufs=1" } else { "--fixedbufs=0" };
     fio_run(fio, path, spec, Some(dur), &["--norandommap=1", "--randrepeat=0", "--invalidate=0", fixed])
 }
@@ -611,7 +611,10 @@ fn fio_run(fio: &Path, path: &Path, spec: &IoSpec, dur: Option<Duration>, extra:
     if ops == 0 || runtime_ms <= 0.0 {
         return Err("fio did no I/O".into());
     }
-    Ok(Sample { ops, bytes, secs: runtime_ms / 1000.0, peak_rss_kib: None, group_commits: None })
+    // usr_cpu/sys_cpu: percent of one CPU over the job's run time.
+    let cpu_pct = job["usr_cpu"].as_f64().unwrap_or(0.0) + job["sys_cpu"].as_f64().unwrap_or(0.0);
+    let cpu_secs = (cpu_pct > 0.0).then(|| cpu_pct / 100.0 * job["job_runtime"].as_f64().unwrap_or(runtime_ms) / 1000.0);
+    Ok(Sample { ops, bytes, secs: runtime_ms / 1000.0, peak_rss_kib: None, group_commits: None, cpu_secs })
 }
 
 // ---------------------------------------------------------------- driver

@@ -253,6 +253,16 @@ impl UringBackend {
         })
     }
 
+    /// A ring for one asynchronous queue: no SINGLE_ISSUER/DEFER_TASKRUN
+    /// (nor COOP_TASKRUN), because the queue may be used from a different
+    /// thread at every call and a thread asleep in poll() on the queue's fd
+    /// must be woken by completions (docs/queues.md).
+    fn queue_ring(&self, depth: u32) -> io::Result<IoUring> {
+        let sq = depth.next_power_of_two();
+        let params = RingParams { sq_entries: sq, cq_entries: sq * 2, ..self.params.clone() };
+        build_ring(self.info.setup_flags & setup::IORING_SETUP_SUBMIT_ALL, &params)
+    }
+
     fn discard_ring(&self, ring: &SharedRing) {
         self.registry.lock().retain(|r| !Arc::ptr_eq(r, ring));
     }
@@ -275,6 +285,11 @@ fn setup_failure_reason(e: &io::Error) -> String {
 impl Backend for UringBackend {
     fn kind(&self) -> BackendKind {
         BackendKind::IoUring
+    }
+
+    fn queue_machinery(&self, depth: u32) -> crate::Result<super::queue::Machinery> {
+        let ring = self.queue_ring(depth).map_err(|e| crate::Error::from_io(e, "io_uring: cannot create the queue's ring"))?;
+        Ok(super::queue::Machinery::Ring(ring))
     }
 
     unsafe fn execute(&self, ops: &mut [Op]) {
@@ -404,7 +419,7 @@ impl Flight {
                 while pushed < EARLY_SUBMIT && self.in_flight + self.queued.len() < cq_cap && !sq.is_full() {
                     let Some(i) = self.todo.pop() else { break };
                     // SAFETY: the entry's memory belongs to ops[i], valid until execute returns.
-                    let (entry, registered) = sqe_for(&ops[i], &progress[i], i, fixed);
+                    let (entry, registered) = sqe_with_fixed(&ops[i], &progress[i], i, fixed);
                     unsafe { sq.push(&entry).expect("SQ has room") };
                     self.fixed_sqes += u64::from(registered);
                     self.queued.push_back(i);
@@ -496,20 +511,24 @@ fn uring_code(op: &Op) -> u8 {
 
 /// The SQE of the op's next step, and whether it uses a registered buffer
 /// (a plain read/write whose piece lies inside one of the ring's slots).
-fn sqe_for(op: &Op, progress: &Progress, index: usize, fixed: &FixedRing) -> (squeue::Entry, bool) {
-    let fd = types::Fd(op.fd);
-    let step = progress.step(op);
-    if let (OpKind::Read { .. } | OpKind::Write { .. }, Step::Buf { addr, len, offset }) = (op.kind, &step) {
-        if let Some(slot) = fixed.index_of(*addr as usize, *len) {
+fn sqe_with_fixed(op: &Op, progress: &Progress, index: usize, fixed: &FixedRing) -> (squeue::Entry, bool) {
+    if let (OpKind::Read { .. } | OpKind::Write { .. }, Step::Buf { addr, len, offset }) = (op.kind, progress.step(op)) {
+        if let Some(slot) = fixed.index_of(addr as usize, len) {
+            let fd = types::Fd(op.fd);
             let entry = if op.is_read() {
-                opcode::ReadFixed::new(fd, *addr, *len as u32, slot).offset(*offset).build()
+                opcode::ReadFixed::new(fd, addr, len as u32, slot).offset(offset).build()
             } else {
-                opcode::WriteFixed::new(fd, *addr, *len as u32, slot).offset(*offset).build()
+                opcode::WriteFixed::new(fd, addr, len as u32, slot).offset(offset).build()
             };
             return (entry.user_data(index as u64), true);
         }
     }
-    let entry = match (op.kind, step) {
+    (sqe_for(op, progress, index), false)
+}
+
+pub(crate) fn sqe_for(op: &Op, progress: &Progress, index: usize) -> squeue::Entry {
+    let fd = types::Fd(op.fd);
+    let entry = match (op.kind, progress.step(op)) {
         (OpKind::Read { .. }, Step::Buf { addr, len, offset }) => {
             opcode::Read::new(fd, addr, len as u32).offset(offset).build()
         }
@@ -528,5 +547,5 @@ fn sqe_for(op: &Op, progress: &Progress, index: usize, fixed: &FixedRing) -> (sq
         (OpKind::Ftruncate { len }, _) => opcode::Ftruncate::new(fd, len).build(),
         _ => unreachable!("Progress::step matches the op kind"),
     };
-    (entry.user_data(index as u64), false)
+    entry.user_data(index as u64)
 }

@@ -15,14 +15,21 @@ from __future__ import annotations
 
 import ctypes
 from ctypes import POINTER, Structure, c_char_p, c_int, c_ssize_t, c_void_p, py_object
-from typing import Any, Dict, List, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Sequence, Tuple
 
 from ._errors import make_error
 from ._lib import lib
 
 __all__ = ["rbuf", "wbuf", "new_bytes", "alloc_buffer", "BytesLike"]
 
-BytesLike = Any  # anything with the buffer protocol
+if TYPE_CHECKING:
+    # PEP 688: anything with the buffer protocol (bytes, bytearray,
+    # memoryview, array.array, mmap, numpy arrays, ctypes arrays...). Only
+    # type checkers import it (typeshed has typing_extensions), so there is
+    # no runtime dependency.
+    from typing_extensions import Buffer as BytesLike
+else:
+    BytesLike = Any
 
 _from_buffer = ctypes.c_char.from_buffer
 _addressof = ctypes.addressof

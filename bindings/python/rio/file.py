@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 from . import _lib as L
 from ._buffer import _BYTES_OFF, BytesLike, alloc_buffer, new_bytes, rbuf, rbufs, wbuf, wbufs
-from ._errors import check, make_error
+from ._errors import PathArg, check, make_error
 from ._handle import Handle
 from ._lib import lib
 
@@ -56,7 +56,22 @@ def parse_mode(mode: str) -> int:
 
 
 class File:
-    """A file opened with :meth:`rio.Runtime.open`.
+    """A file opened with :meth:`rio.Runtime.open` (``rt.open(path, mode)``).
+
+    Example::
+
+        with rio.Runtime() as rt, rt.open("data.bin", "w+") as f:
+            f.write_at(b"hello", 0)            # any bytes-like object, not copied
+            f.read_at(5, 0)                    # -> b"hello" (short only at end of file)
+            buf = bytearray(4096)
+            n = f.readinto_at(buf, 0)          # into your buffer, no copy
+            f.datasync()
+
+    I/O: :meth:`read_at`, :meth:`readinto_at`, :meth:`write_at`,
+    :meth:`readv_at`, :meth:`writev_at`; durability: :meth:`sync`,
+    :meth:`datasync`; size: :meth:`allocate`, :meth:`truncate`,
+    :meth:`size`; :meth:`close` (also by ``with`` and garbage collection).
+    Attributes: ``name``, ``mode``, ``direct``, ``flags``, ``closed``.
 
     All methods are positioned (no file cursor) and may be called from many
     threads at once; the GIL is released while the library does I/O.
@@ -72,7 +87,7 @@ class File:
     def __init__(
         self,
         runtime: "Runtime",
-        path: Any,
+        path: PathArg,
         mode: str = "r",
         direct: bool = False,
         *,
@@ -80,6 +95,11 @@ class File:
         dsync: bool = False,
         _flags: Optional[int] = None,
     ) -> None:
+        """Opens ``path`` on ``runtime``; prefer :meth:`rio.Runtime.open`,
+        which takes the same arguments. ``mode`` is as in the built-in
+        ``open`` (see :func:`rio.parse_mode`), ``direct`` adds O_DIRECT,
+        ``dsync`` O_DSYNC, ``perm`` applies to a created file. Raises the
+        ``OSError`` subclass of the failure, with ``filename`` set."""
         self._handle: Optional[Handle] = None
         flags = parse_mode(mode) if _flags is None else int(_flags)
         if direct:
