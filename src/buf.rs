@@ -88,7 +88,9 @@ impl Drop for AlignedBuf {
 /// a transfer that lies inside a registered slot.
 pub(crate) mod fixed {
     use std::sync::atomic::{AtomicU64, Ordering};
-    use std::sync::Mutex;
+    use std::sync::{Mutex, MutexGuard, OnceLock};
+
+    use crate::engine::fork::ForkLocal;
 
     /// Slots of the table (the sparse kernel table of every ring).
     pub(crate) const SLOTS: usize = 1024;
@@ -102,9 +104,18 @@ pub(crate) mod fixed {
         pub len: usize,
     }
 
-    static SLOT_TABLE: Mutex<Vec<Option<Region>>> = Mutex::new(Vec::new());
+    /// Per process: a forked child starts with an empty table (its copies
+    /// of the parent's buffers are used unregistered), and never waits on a
+    /// lock a parent thread held at the fork.
+    static SLOT_TABLE: OnceLock<ForkLocal<Mutex<Vec<Option<Region>>>>> = OnceLock::new();
     /// Bumped on every change, so a ring syncs only when something changed.
     static GENERATION: AtomicU64 = AtomicU64::new(0);
+
+    fn table() -> MutexGuard<'static, Vec<Option<Region>>> {
+        let local = SLOT_TABLE.get_or_init(|| ForkLocal::new(Mutex::new(vec![None; SLOTS])));
+        let table = local.get_or(|| Mutex::new(vec![None; SLOTS]));
+        table.lock().unwrap_or_else(|e| e.into_inner())
+    }
 
     pub fn generation() -> u64 {
         GENERATION.load(Ordering::Acquire)
@@ -116,10 +127,7 @@ pub(crate) mod fixed {
         if len > MAX_LEN {
             return;
         }
-        let mut table = SLOT_TABLE.lock().unwrap_or_else(|e| e.into_inner());
-        if table.is_empty() {
-            table.resize(SLOTS, None);
-        }
+        let mut table = table();
         if let Some(slot) = table.iter_mut().find(|s| s.is_none()) {
             *slot = Some(Region { addr, len });
             GENERATION.fetch_add(1, Ordering::Release);
@@ -129,7 +137,7 @@ pub(crate) mod fixed {
     /// Drops the slot of the buffer starting at `addr` (before it is freed:
     /// rings unregister it at their next sync, before any new SQE).
     pub fn remove(addr: usize) {
-        let mut table = SLOT_TABLE.lock().unwrap_or_else(|e| e.into_inner());
+        let mut table = table();
         if let Some(slot) = table.iter_mut().find(|s| s.is_some_and(|r| r.addr == addr)) {
             *slot = None;
             GENERATION.fetch_add(1, Ordering::Release);
@@ -138,10 +146,8 @@ pub(crate) mod fixed {
 
     /// The table and the generation it belongs to.
     pub fn snapshot() -> (u64, Vec<Option<Region>>) {
-        let table = SLOT_TABLE.lock().unwrap_or_else(|e| e.into_inner());
-        let mut slots = table.clone();
-        slots.resize(SLOTS, None);
-        (generation(), slots)
+        let table = table();
+        (generation(), table.clone())
     }
 }
 
