@@ -668,13 +668,17 @@ int64_t rio_submit_batch(struct rio_runtime_t *rt, rio_op_t *ops, size_t n);
 
 /*
  Allocates `len` zeroed bytes aligned to RIO_BUF_ALIGN, enough for
- O_DIRECT on any file. Free with `rio_buf_free`. Returns NULL for `len` 0 or when out of memory, with
+ O_DIRECT on any file, and registers them with the runtimes' io_uring
+ rings where possible (up to 1024 buffers of at most 1 GiB; transfers
+ inside one use READ_FIXED/WRITE_FIXED, silently not when the kernel or
+ RLIMIT_MEMLOCK refuses). Free with `rio_buf_free`; thread-safe. Returns NULL for `len` 0 or when out of memory, with
  the reason in rio_last_error_message().
  */
 void *rio_buf_alloc(size_t len);
 
 /*
- Frees a buffer from `rio_buf_alloc`. NULL is a no-op.
+ Frees a buffer from `rio_buf_alloc`. NULL is a no-op. No operation may
+ still use it.
  */
 void rio_buf_free(void *buf);
 

@@ -37,7 +37,7 @@ enum Kind {
 }
 
 fn spec(write: bool, qd: usize, opts: &Opts) -> IoSpec {
-    IoSpec { write, rand: true, bs: 4096, qd, direct: true, file_size: opts.file_size }
+    IoSpec { write, rand: true, bs: 4096, qd, direct: true, file_size: opts.file_size, registered: false }
 }
 
 fn all(opts: &Opts) -> Vec<QueueWorkload> {

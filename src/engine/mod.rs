@@ -7,6 +7,7 @@
 //! only when the kernel no longer references any op's memory.
 
 pub(crate) mod fault;
+pub(crate) mod fixed;
 pub(crate) mod fork;
 mod limit;
 pub(crate) mod pool;

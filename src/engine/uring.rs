@@ -17,6 +17,7 @@ use std::sync::{Arc, Weak};
 use io_uring::{opcode, squeue, types, IoUring, Probe};
 use parking_lot::Mutex;
 
+use super::fixed::FixedRing;
 use super::{run_blocking, After, Backend, BackendKind, Op, OpKind, Progress, Step};
 
 /// Kernel ABI values (include/uapi/linux/io_uring.h); the crate keeps its
@@ -96,6 +97,8 @@ pub(crate) struct ThreadRing {
     ring: IoUring,
     flight: Flight,
     progress: Vec<Progress>,
+    /// This ring's registration of the shared buffer table.
+    fixed: FixedRing,
 }
 
 // SAFETY: `progress` holds copies of caller iovec pointers only during a
@@ -119,6 +122,12 @@ pub(crate) struct UringBackend {
     /// io_uring_enter calls that returned EBUSY/EAGAIN/EINTR and were retried
     /// after reaping (CQ backpressure, memory pressure, signals).
     pub busy_retries: AtomicU64,
+    /// SQEs sent as READ_FIXED/WRITE_FIXED (their buffer was registered).
+    pub fixed_buffer_sqes: AtomicU64,
+    /// Buffer registrations the kernel refused (the ops ran unregistered).
+    pub buffer_registration_failures: AtomicU64,
+    /// Why the last refused registration failed.
+    pub buffer_registration_reason: Mutex<Option<String>>,
 }
 
 /// A thread's handle on one runtime's ring; removes the ring from the
@@ -214,6 +223,9 @@ impl UringBackend {
             direct_ops: AtomicU64::new(0),
             ring_failures: AtomicU64::new(0),
             busy_retries: AtomicU64::new(0),
+            fixed_buffer_sqes: AtomicU64::new(0),
+            buffer_registration_failures: AtomicU64::new(0),
+            buffer_registration_reason: Mutex::new(None),
         })
     }
 
@@ -233,7 +245,8 @@ impl UringBackend {
             // fatal error, before adding the new one.
             rings.retain(|r| r.registry.strong_count() > 0 && !r.registry.ptr_eq(&mine));
             let ring = build_ring(self.info.setup_flags, &self.params)?;
-            let ring = Arc::new(Mutex::new(ThreadRing { ring, flight: Flight::default(), progress: Vec::new() }));
+            let fixed = FixedRing::default();
+            let ring = Arc::new(Mutex::new(ThreadRing { ring, flight: Flight::default(), progress: Vec::new(), fixed }));
             self.registry.lock().push(ring.clone());
             rings.push(LocalRing { registry: mine, ring: Arc::downgrade(&ring) });
             Ok(ring)
@@ -315,7 +328,8 @@ impl UringBackend {
     /// with it, in-flight ones are waited for, and `Err` asks the caller to
     /// drop the ring (its SQ still holds the unconsumed entries).
     unsafe fn drive(&self, tr: &mut ThreadRing, ops: &mut [Op]) -> Result<(), i32> {
-        let ThreadRing { ring, flight, progress } = tr;
+        let ThreadRing { ring, flight, progress, fixed } = tr;
+        self.sync_fixed(fixed, ring);
         flight.reset();
         for i in (0..ops.len()).rev() {
             if self.info.supports(uring_code(&ops[i])) {
@@ -329,7 +343,7 @@ impl UringBackend {
         let progress = progress.as_mut_slice();
         let cq_cap = ring.params().cq_entries() as usize;
         while !flight.todo.is_empty() || flight.in_flight > 0 || !flight.queued.is_empty() {
-            let (early, early_enters) = unsafe { flight.fill(ring, ops, progress, cq_cap) };
+            let (early, early_enters) = unsafe { flight.fill(ring, ops, progress, fixed, cq_cap) };
             let want = usize::from(flight.in_flight + flight.queued.len() > 0);
             self.enter_calls.fetch_add(1 + early_enters, Ordering::Relaxed);
             let entered = ring.submit_and_wait(want);
@@ -346,7 +360,21 @@ impl UringBackend {
             }
             flight.reap(ring, ops, progress);
         }
+        self.fixed_buffer_sqes.fetch_add(flight.fixed_sqes, Ordering::Relaxed);
         Ok(())
+    }
+
+    /// Updates the ring's buffer registration (owning thread only), and
+    /// records refusals: they are silent for the caller, not for operators.
+    #[inline]
+    fn sync_fixed(&self, fixed: &mut FixedRing, ring: &IoUring) {
+        let failures = fixed.sync(ring);
+        if let Some(last) = failures.last() {
+            self.buffer_registration_failures.fetch_add(failures.len() as u64, Ordering::Relaxed);
+            let reason = last.describe();
+            tracing::debug!(%reason, "io_uring buffer registration refused; those buffers are used unregistered");
+            *self.buffer_registration_reason.lock() = Some(reason);
+        }
     }
 }
 
@@ -358,6 +386,8 @@ struct Flight {
     todo: Vec<usize>,
     queued: std::collections::VecDeque<usize>,
     in_flight: usize,
+    /// SQEs of this call that used a registered buffer.
+    fixed_sqes: u64,
 }
 
 impl Flight {
@@ -365,6 +395,7 @@ impl Flight {
         self.todo.clear();
         self.queued.clear();
         self.in_flight = 0;
+        self.fixed_sqes = 0;
     }
 
     /// Queues ops while the SQ has room and the CQ could take every
@@ -372,7 +403,14 @@ impl Flight {
     /// handed to the kernel at once, so the device starts on them while the
     /// rest are prepared (docs/engine.md). Returns the SQEs the kernel took
     /// and the io_uring_enter calls that took them.
-    unsafe fn fill(&mut self, ring: &mut IoUring, ops: &[Op], progress: &[Progress], cq_cap: usize) -> (usize, u64) {
+    unsafe fn fill(
+        &mut self,
+        ring: &mut IoUring,
+        ops: &[Op],
+        progress: &[Progress],
+        fixed: &FixedRing,
+        cq_cap: usize,
+    ) -> (usize, u64) {
         let (mut consumed, mut enters) = (0, 0);
         loop {
             let mut pushed = 0;
@@ -381,7 +419,9 @@ impl Flight {
                 while pushed < EARLY_SUBMIT && self.in_flight + self.queued.len() < cq_cap && !sq.is_full() {
                     let Some(i) = self.todo.pop() else { break };
                     // SAFETY: the entry's memory belongs to ops[i], valid until execute returns.
-                    unsafe { sq.push(&sqe_for(&ops[i], &progress[i], i)).expect("SQ has room") };
+                    let (entry, registered) = sqe_with_fixed(&ops[i], &progress[i], i, fixed);
+                    unsafe { sq.push(&entry).expect("SQ has room") };
+                    self.fixed_sqes += u64::from(registered);
                     self.queued.push_back(i);
                     pushed += 1;
                 }
@@ -467,6 +507,23 @@ fn uring_code(op: &Op) -> u8 {
         OpKind::Fallocate { .. } => opcode::Fallocate::CODE,
         OpKind::Ftruncate { .. } => opcode::Ftruncate::CODE,
     }
+}
+
+/// The SQE of the op's next step, and whether it uses a registered buffer
+/// (a plain read/write whose piece lies inside one of the ring's slots).
+fn sqe_with_fixed(op: &Op, progress: &Progress, index: usize, fixed: &FixedRing) -> (squeue::Entry, bool) {
+    if let (OpKind::Read { .. } | OpKind::Write { .. }, Step::Buf { addr, len, offset }) = (op.kind, progress.step(op)) {
+        if let Some(slot) = fixed.index_of(addr as usize, len) {
+            let fd = types::Fd(op.fd);
+            let entry = if op.is_read() {
+                opcode::ReadFixed::new(fd, addr, len as u32, slot).offset(offset).build()
+            } else {
+                opcode::WriteFixed::new(fd, addr, len as u32, slot).offset(offset).build()
+            };
+            return (entry.user_data(index as u64), true);
+        }
+    }
+    (sqe_for(op, progress, index), false)
 }
 
 pub(crate) fn sqe_for(op: &Op, progress: &Progress, index: usize) -> squeue::Entry {
