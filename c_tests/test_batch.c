@@ -14,20 +14,9 @@ static const char *fpath(char *buf, size_t cap, const char *name) {
 }
 
 #define RWCT (RIO_OPEN_READ | RIO_OPEN_WRITE | RIO_OPEN_CREATE | RIO_OPEN_TRUNCATE)
-#define SENTINEL ((int64_t)-12345)
+#define SENTINEL CHECK_OP_SENTINEL
 
-static rio_op_t op_rw(uint32_t opcode, rio_file_t *f, void *buf, uint64_t len, uint64_t off, uint64_t ud) {
-    rio_op_t op;
-    memset(&op, 0, sizeof op);
-    op.opcode = opcode;
-    op.file = f;
-    op.buf = buf;
-    op.len = len;
-    op.offset = off;
-    op.result = SENTINEL;
-    op.user_data = ud;
-    return op;
-}
+#define op_rw check_op
 
 static rio_op_t op_sync(uint32_t opcode, rio_file_t *f, uint64_t ud) {
     return op_rw(opcode, f, NULL, 0, 0, ud);

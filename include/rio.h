@@ -211,6 +211,11 @@
 #define RIO_LOG_TRACE 5
 
 /*
+ The largest `depth` of `rio_queue_open`.
+ */
+#define RIO_QUEUE_MAX_DEPTH 4096
+
+/*
  Use io_uring when it works, else the thread pool (`RUSTFS_ENABLE_IO_URING` may force either).
  */
 #define RIO_BACKEND_AUTO 0
@@ -287,10 +292,29 @@
 #define RIO_WAL_MAX_ENTRY (64 << 20)
 
 /*
+ Most entries one rio_wal_append_batch may carry (65536); more is -EINVAL.
+ */
+#define RIO_WAL_MAX_BATCH (1 << 16)
+
+/*
+ rio_wal_wait's timeout_us meaning "no limit".
+ */
+#define RIO_WAL_WAIT_FOREVER -1
+
+/*
  An open file. Create with `rio_file_open`, free with `rio_file_close`.
  Thread-safe: positioned calls may run from many threads at once.
  */
 typedef struct rio_file_t rio_file_t;
+
+/*
+ An asynchronous queue of operations. Create with `rio_queue_open`, free
+ with `rio_queue_close`. Used by one thread at a time (calls on one queue
+ must not overlap), from any thread over its life. In a child process
+ created by fork(), every call on an inherited queue returns `-EBUSY`
+ except `rio_queue_close`.
+ */
+typedef struct rio_queue_t rio_queue_t;
 
 /*
  An open runtime. Create with `rio_runtime_open`, free with
@@ -300,14 +324,18 @@ typedef struct rio_runtime_t rio_runtime_t;
 
 /*
  A reader of a log's entries. Create with `rio_wal_reader_open`, free with
- `rio_wal_reader_close`. Calls on one reader are serialized.
+ `rio_wal_reader_close`. Calls on one reader are serialized. Inherited
+ through fork(), it fails with -EBUSY in the child (close frees it).
  */
 typedef struct rio_wal_reader_t rio_wal_reader_t;
 
 /*
  An open write-ahead log. Create with `rio_wal_open`, free with
- `rio_wal_close`. Thread-safe: many threads may append at once (they
- share writes and syncs).
+ `rio_wal_close`. Thread-safe: many threads may append and wait at once
+ (they share writes and syncs). A handle inherited through fork() belongs
+ to the parent: in the child every call fails with -EBUSY (functions
+ returning a seq return 0), except rio_wal_close, which frees it without
+ touching the log.
  */
 typedef struct rio_wal_t rio_wal_t;
 
@@ -811,6 +839,70 @@ int rio_file_close(struct rio_file_t *f);
 int rio_set_log_callback(int level, rio_log_callback_t cb, void *user_data);
 
 /*
+ Opens a queue on `rt` holding at most `depth` operations pushed and not
+ yet reaped: 1..4096, or 0 for the runtime's queue_depth (capped at 4096).
+ Stores the handle in `*out` (NULL on failure). The queue keeps the
+ runtime alive. Errors: `-EINVAL` (NULL argument, depth above 4096),
+ `-EOPNOTSUPP` on a fault-injecting runtime, `-ENOMEM`/`-EMFILE` when the
+ queue's ring or eventfd cannot be created.
+ */
+int rio_queue_open(struct rio_runtime_t *rt, uint32_t depth, struct rio_queue_t **out);
+
+/*
+ Copies `n` operations into the queue and returns `n`. Every op is checked
+ first, as `rio_submit_batch` checks them (opcode, flags, NULL file, NULL
+ buffer with a length, O_DIRECT alignment): a bad one fails with
+ `-EINVAL` naming `ops[i]` and the field, and nothing is queued. When
+ fewer than `n` slots are free: `-EAGAIN`, nothing queued. Nothing starts
+ before `rio_queue_submit`. Buffers and files must stay valid until the op
+ is reaped (or the queue closed). `ops` may be NULL when `n` is 0.
+ */
+int rio_queue_push(struct rio_queue_t *q, const rio_op_t *ops, size_t n);
+
+/*
+ Starts the pushed operations and returns how many started (including
+ earlier ones that were waiting). Never blocks on the device. Ops beyond
+ the runtime's max_concurrent_ops stay queued and start in a later submit
+ or reap.
+ */
+int rio_queue_submit(struct rio_queue_t *q);
+
+/*
+ Waits until at least `min` operations are complete (`timeout_us`: -1 no
+ limit, 0 poll, else microseconds), then copies up to `max` complete ops
+ into `out` (each as pushed, `result` set: bytes, 0 or -errno; reads are
+ short only at end of file) and returns the count. Completion order is
+ unspecified. `-ETIMEDOUT` (nothing copied) when fewer than `min`
+ completed in time; `-EINVAL` when `min` exceeds `rio_queue_pending`, when
+ `out` is NULL with `max` > 0, when `timeout_us` < -1, or when `timeout_us`
+ is -1 and `min` ops can never complete because some were never submitted.
+ */
+int rio_queue_reap(struct rio_queue_t *q,
+                   rio_op_t *out,
+                   size_t max,
+                   size_t min,
+                   int64_t timeout_us);
+
+/*
+ Operations pushed and not yet reaped (queued, in flight or complete).
+ */
+int rio_queue_pending(const struct rio_queue_t *q);
+
+/*
+ An eventfd that polls readable when a reap may find complete
+ operations (for epoll, asyncio, Go netpoll). Owned by the queue: do not
+ close it or read it; it stays valid until `rio_queue_close`.
+ */
+int rio_queue_fd(struct rio_queue_t *q);
+
+/*
+ Waits for every started operation, discards unreaped results and frees
+ the queue. Returns 0. NULL is a no-op. In a forked child it frees the
+ handle without waiting on or touching the parent's ring or workers.
+ */
+int rio_queue_close(struct rio_queue_t *q);
+
+/*
  Fills `cfg` with defaults (including `struct_size`). NULL is ignored.
  */
 void rio_runtime_config_default(struct rio_runtime_config_t *cfg);
@@ -898,8 +990,8 @@ int rio_wal_append(struct rio_wal_t *w, const void *data, size_t len, uint64_t *
 /*
  Appends `n` entries atomically: after a crash all of them are recovered
  or none. Their sequence numbers are consecutive; the first goes to
- `*first_seq_out` (may be NULL). `n` == 0 is `-EINVAL`. Other errors as
- `rio_wal_append`.
+ `*first_seq_out` (may be NULL). `n` == 0 or above RIO_WAL_MAX_BATCH is
+ `-EINVAL` (nothing appended). Other errors as `rio_wal_append`.
  */
 int rio_wal_append_batch(struct rio_wal_t *w,
                          const struct rio_slice_t *entries,
@@ -907,14 +999,49 @@ int rio_wal_append_batch(struct rio_wal_t *w,
                          uint64_t *first_seq_out);
 
 /*
- Makes every acknowledged entry durable (a no-op cost with the default
- `sync_after_batch`). `-EIO` once the log is poisoned.
+ Appends one entry of `len` bytes (0 allowed; at most RIO_WAL_MAX_ENTRY)
+ without waiting for it: assigns the next sequence number (to
+ `*seq_out`, may be NULL), copies the entry into the log's buffer and
+ returns 0. Blocks only while `buffer_size` bytes are already waiting to
+ be written (backpressure). Entries become durable in sequence order,
+ whether or not anyone waits: `rio_wal_wait` or `rio_wal_durable_seq`
+ tell when. Errors as `rio_wal_append` (nothing is appended).
+ */
+int rio_wal_append_async(struct rio_wal_t *w, const void *data, size_t len, uint64_t *seq_out);
+
+/*
+ Waits until every entry up to `seq` is acknowledged and returns 0:
+ durable (fdatasync'd) with the default config; with `sync_after_batch`
+ false, written to the page cache (rio_wal_sync makes it durable).
+ `timeout_us`: RIO_WAL_WAIT_FOREVER (-1) waits without limit, 0 polls.
+ Errors: `-ETIMEDOUT` when the time passed first (the entry may still
+ become durable later); `-EIO` when the log is poisoned by a failed
+ write or sync (the message names it) and `seq` was not acknowledged
+ before; `-EINVAL` for NULL `w`, `seq` 0, a seq never assigned, or a
+ negative `timeout_us` other than -1.
+ */
+int rio_wal_wait(struct rio_wal_t *w, uint64_t seq, int64_t timeout_us);
+
+/*
+ The highest sequence number such that it and every entry before it are
+ durable (fdatasync'd); with `sync_after_batch` false it advances on
+ rio_wal_sync, segment rotation and close. 0 for NULL, for a log whose
+ entries are not yet durable, and in a forked child (message set).
+ */
+uint64_t rio_wal_durable_seq(const struct rio_wal_t *w);
+
+/*
+ Writes every entry appended so far (rio_wal_append_async ones too) and
+ makes it durable (a no-op cost with the default `sync_after_batch` once
+ they are written). `-EIO` once the log is poisoned.
  */
 int rio_wal_sync(struct rio_wal_t *w);
 
 /*
  The sequence number of the last acknowledged entry (truncated ones
- count); 0 for a log that never had an entry, and for NULL.
+ count; entries of rio_wal_append_async once rio_wal_wait would return 0
+ for them); 0 for a log that never had an entry, for NULL, and in a
+ forked child (message set).
  */
 uint64_t rio_wal_last_seq(const struct rio_wal_t *w);
 
@@ -954,7 +1081,9 @@ void rio_wal_reader_close(struct rio_wal_reader_t *r);
  Makes every acknowledged entry durable, closes the log and frees the
  handle (always, even on error). Returns 0, or `-EIO` if the log was
  poisoned (or the final sync failed). NULL is a no-op returning 0. No
- call on `w` may be running or follow; open readers stay usable.
+ call on `w` may be running or follow; open readers stay usable. In a
+ forked child it frees the handle and returns 0 without touching the log
+ (no sync, the parent's directory lock kept).
  */
 int rio_wal_close(struct rio_wal_t *w);
 

@@ -37,6 +37,11 @@
 //! }
 //! ```
 //!
+//! The `ffi` module is the C ABI, public so the Rust test harnesses can
+//! drive it as a C program would; like any C function, its `extern "C"`
+//! functions trust their pointer arguments. It is not part of the safe
+//! Rust API.
+//!
 //! The same program shape with the safe API compiles and runs:
 //!
 //! ```
@@ -63,6 +68,7 @@ pub mod ffi;
 pub mod file;
 pub mod log;
 pub mod metrics;
+pub mod queue;
 pub mod runtime;
 pub mod wal;
 
@@ -70,6 +76,7 @@ pub use batch::Batch;
 pub use buf::AlignedBuf;
 pub use engine::{BackendKind, OpCode};
 pub use error::{Error, Result};
+pub use queue::{Completion, IoBuf, PushError, Queue};
 pub use file::{open_flags, sync_dir, DioAlign, DiskFile};
 pub use runtime::{BackendChoice, Capabilities, CrashMode, FaultAction, FaultInjector, FaultRule, Runtime, RuntimeConfig};
 pub use wal::{RecoveryMode, Wal, WalConfig, WalReader, WalStats};

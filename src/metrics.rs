@@ -123,6 +123,8 @@ pub struct Metrics {
     ops: [OpStats; 8],
     errors_by_errno: Mutex<BTreeMap<(usize, i32), u64>>,
     batch_size: Histogram<SIZE_BUCKETS>,
+    /// Ops a queue holds in flight, sampled whenever it starts ops.
+    queue_in_flight: Histogram<QUEUE_DEPTH_BUCKETS>,
     /// `write_durable` figures.
     pub durable: DurableMetrics,
 }
@@ -177,6 +179,9 @@ impl DurableMetrics {
     }
 }
 
+/// Queue in-flight bucket upper bounds: 2^k ops, k = 0..=12 (1 .. 4096).
+const QUEUE_DEPTH_BUCKETS: usize = 13;
+
 /// One in `LONE_RW_SAMPLING` lone reads/writes is timed (and recorded with
 /// that weight): two clock reads cost ~50 ns on this machine kind, 7% of a
 /// 4 KiB page-cache read (docs/metrics.md). Everything else is timed always.
@@ -230,6 +235,16 @@ impl Metrics {
         } else if op.result < 0 {
             self.record_error(op);
         }
+    }
+
+    /// Records how many ops one queue has in flight after starting some.
+    pub(crate) fn record_queue_depth(&self, in_flight: u64) {
+        self.queue_in_flight.record(in_flight, 1, 1);
+    }
+
+    /// Queue in-flight samples recorded (one per submit or reap that started ops).
+    pub fn queue_depth_samples(&self) -> u64 {
+        self.queue_in_flight.count()
     }
 
     #[cold]
@@ -297,6 +312,13 @@ impl Metrics {
         }
         family(out, "rio_batch_size", "histogram", "Operations per multi-operation submission.");
         self.batch_size.render(out, "rio_batch_size", "", 1, 1.0);
+        family(
+            out,
+            "rio_queue_ops_in_flight",
+            "histogram",
+            "Ops one asynchronous queue holds in flight, sampled each time it starts ops.",
+        );
+        self.queue_in_flight.render(out, "rio_queue_ops_in_flight", "", 1, 1.0);
         family(out, "rio_ops_in_flight", "gauge", "Operations currently holding a concurrency permit.");
         let _ = writeln!(out, "rio_ops_in_flight {in_flight}");
         self.durable.render(out);

@@ -40,7 +40,9 @@ pub struct rio_op {
 /// One operation of a batch, as DESIGN.md names it.
 pub type rio_op_t = rio_op;
 
-fn to_op(i: usize, op: &rio_op_t) -> crate::Result<Op> {
+/// Checks one C op (the checks of every entry point taking `rio_op_t`s:
+/// batches and queues) and builds the engine op; errors name `ops[i]`.
+pub(crate) fn to_op(i: usize, op: &rio_op_t) -> crate::Result<Op> {
     let bad = |what: &str| Error::invalid(format!("ops[{i}].{what}"));
     if op.file.is_null() {
         return Err(bad("file is NULL"));

@@ -14,6 +14,7 @@ pub mod buf;
 pub mod fault;
 pub mod file;
 pub mod logging;
+pub mod queue;
 pub mod runtime;
 pub mod wal;
 

@@ -45,6 +45,7 @@ from ._lib import (
     RIO_OPEN_WRITE as OPEN_WRITE,
     LibraryNotFoundError,
 )
+from .aio import AsyncFile
 from .batch import FdatasyncOp, FsyncOp, Op, ReadOp, WriteOp
 from .file import File, parse_mode
 from .log import enable_logging, set_log_callback
@@ -84,6 +85,7 @@ __all__ = [
     "Metrics",
     "OpMetrics",
     "File",
+    "AsyncFile",
     "Wal",
     "WalReader",
     "Op",

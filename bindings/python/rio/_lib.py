@@ -76,11 +76,14 @@ RIO_OP_FSYNC = 2
 RIO_OP_FDATASYNC = 3
 
 RIO_IOV_MAX = 1024
+RIO_QUEUE_MAX_DEPTH = 4096
 RIO_BUF_ALIGN = 4096
 
 RIO_WAL_RECOVER_TOLERATE_TAIL = 0
 RIO_WAL_RECOVER_STRICT = 1
 RIO_WAL_MAX_ENTRY = 64 << 20
+RIO_WAL_MAX_BATCH = 1 << 16
+RIO_WAL_WAIT_FOREVER = -1
 
 RIO_METRIC_OP_READ = 0
 RIO_METRIC_OP_WRITE = 1
@@ -145,10 +148,17 @@ class rio_wal_reader_t(Structure):
     _fields_: ClassVar[List[Tuple[str, Any]]] = []
 
 
+class rio_queue_t(Structure):
+    """Opaque ``rio_queue_t``."""
+
+    _fields_: List[Tuple[str, Any]] = []
+
+
 rio_runtime_p = POINTER(rio_runtime_t)
 rio_file_p = POINTER(rio_file_t)
 rio_wal_p = POINTER(rio_wal_t)
 rio_wal_reader_p = POINTER(rio_wal_reader_t)
+rio_queue_p = POINTER(rio_queue_t)
 
 # --------------------------------------------------------------------------
 # Structs: layouts identical to include/rio.h (checked by tests/test_header.py
@@ -305,6 +315,14 @@ SIGNATURES: Dict[str, Tuple[Any, Sequence[Any]]] = {
     "rio_file_close": (c_int, [rio_file_p]),
     # batches
     "rio_submit_batch": (c_int64, [rio_runtime_p, POINTER(rio_op_t), c_size_t]),
+    # asynchronous queues
+    "rio_queue_open": (c_int, [rio_runtime_p, c_uint32, POINTER(rio_queue_p)]),
+    "rio_queue_push": (c_int, [rio_queue_p, POINTER(rio_op_t), c_size_t]),
+    "rio_queue_submit": (c_int, [rio_queue_p]),
+    "rio_queue_reap": (c_int, [rio_queue_p, POINTER(rio_op_t), c_size_t, c_size_t, c_int64]),
+    "rio_queue_pending": (c_int, [rio_queue_p]),
+    "rio_queue_fd": (c_int, [rio_queue_p]),
+    "rio_queue_close": (c_int, [rio_queue_p]),
     # aligned buffers
     "rio_buf_alloc": (c_void_p, [c_size_t]),
     "rio_buf_free": (None, [c_void_p]),
@@ -313,6 +331,9 @@ SIGNATURES: Dict[str, Tuple[Any, Sequence[Any]]] = {
     "rio_wal_open": (c_int, [rio_runtime_p, c_char_p, POINTER(rio_wal_config_t), POINTER(rio_wal_p)]),
     "rio_wal_append": (c_int, [rio_wal_p, c_void_p, c_size_t, POINTER(c_uint64)]),
     "rio_wal_append_batch": (c_int, [rio_wal_p, POINTER(rio_slice_t), c_size_t, POINTER(c_uint64)]),
+    "rio_wal_append_async": (c_int, [rio_wal_p, c_void_p, c_size_t, POINTER(c_uint64)]),
+    "rio_wal_wait": (c_int, [rio_wal_p, c_uint64, c_int64]),
+    "rio_wal_durable_seq": (c_uint64, [rio_wal_p]),
     "rio_wal_sync": (c_int, [rio_wal_p]),
     "rio_wal_last_seq": (c_uint64, [rio_wal_p]),
     "rio_wal_truncate_before": (c_int, [rio_wal_p, c_uint64]),

@@ -289,13 +289,7 @@ class File:
         nothing is promised durable); ``EINVAL`` on an append-mode file."""
         offset = _off(off, offset)
         addr, n, keep = rbuf(data)
-        h = self._acquire()
-        try:
-            r: int = lib.rio_file_write_durable(h, addr, n, offset)
-            if r < 0:
-                raise make_error(r)
-        finally:
-            self._release()
+        r = self._simple(lib.rio_file_write_durable, addr, n, offset)
         del keep
         return r
 

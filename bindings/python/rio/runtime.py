@@ -7,7 +7,7 @@ import errno
 import fcntl
 import os
 from dataclasses import dataclass, field
-from typing import Any, Dict, FrozenSet, List, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Any, Dict, FrozenSet, List, Optional, Sequence, Tuple, Union
 
 from . import _lib as L
 from ._errors import check, make_error
@@ -16,6 +16,9 @@ from ._lib import lib
 from .batch import Op, submit
 from .file import File
 from .wal import Wal
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .aio import AsyncFile
 
 __all__ = ["Runtime", "Capabilities", "Metrics", "OpMetrics", "BACKENDS", "IO_URING_OPCODE_NAMES"]
 
@@ -407,6 +410,15 @@ class Runtime:
         """
         self._check_open()
         return File(self, path, mode, direct, perm=perm, dsync=dsync)
+
+    def open_async(self, path: Any, mode: str = "r", direct: bool = False, **kw: Any) -> "AsyncFile":
+        """Opens ``path`` for asyncio (call from a running event loop): an
+        :class:`rio.AsyncFile` whose operations go through this loop's
+        queue (``rio_queue_*``, see :mod:`rio.aio`). Same modes as :meth:`open`."""
+        from .aio import AsyncFile
+
+        self._check_open()
+        return AsyncFile(self, path, mode, direct, **kw)
 
     def open_fd(self, fd: int, owned: bool = False) -> File:
         """A :class:`File` over the open descriptor ``fd`` (an ``int`` or an
