@@ -68,7 +68,7 @@ class _LoopQueue:
                 raise make_error(rc)
         finally:
             h.release()
-        self.q = out
+        self.q: Optional[Any] = out  # None once closed
         self.depth = 0  # learned from the first EAGAIN; 0 = not full yet
         self.ops: Dict[int, _Pending] = {}
         self.backlog: Deque[Tuple[L.rio_op_t, _Pending]] = collections.deque()
@@ -242,6 +242,7 @@ class AsyncFile:
 
     @property
     def closed(self) -> bool:
+        """True once :meth:`close` started."""
         return self._closing or self._file.closed
 
     async def close(self) -> None:
