@@ -383,8 +383,8 @@ pub fn run_all(opts: &Opts, env: &Env, res: &mut Results) {
                 Ok(()) => {
                     let (p1, p2) = (path.clone(), path.clone());
                     let size = opts.file_size;
-                    units.push(unit(&id, PY_ASYNCIO, Box::new(move |d| python_io("asyncio", &p1, size, d))));
-                    units.push(unit(&id, PY_EXECUTOR, Box::new(move |d| python_io("executor", &p2, size, d))));
+                    units.push(unit(&id, PY_ASYNCIO, Box::new(move |d| with_cpu(libc::RUSAGE_CHILDREN, || python_io("asyncio", &p1, size, d)))));
+                    units.push(unit(&id, PY_EXECUTOR, Box::new(move |d| with_cpu(libc::RUSAGE_CHILDREN, || python_io("executor", &p2, size, d)))));
                 }
                 Err(why) => {
                     res.note(&w.id, PY_ASYNCIO, why.clone());

@@ -137,15 +137,21 @@ impl Report<'_> {
         }
         if let Some(w) = self.res.workloads.iter().find(|w| w.id == "queue-python-asyncio-32") {
             let _ = writeln!(s);
-            let _ = writeln!(s, "| Python asyncio workload (IOPS) | rio.AsyncFile | run_in_executor(os.preadv) | AsyncFile/executor | spread |");
-            let _ = writeln!(s, "|---|--:|--:|--:|--:|");
             let _ = writeln!(
                 s,
-                "| {} | {} | {} | {} | {} |",
+                "| Python asyncio workload (IOPS) | rio.AsyncFile | run_in_executor(os.preadv) | AsyncFile/executor | CPU µs/op AsyncFile | CPU µs/op executor | CPU executor/AsyncFile | spread |"
+            );
+            let _ = writeln!(s, "|---|--:|--:|--:|--:|--:|--:|--:|");
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} | {} | {} | {} | {} |",
                 w.title,
                 self.cell(&w.id, PY_ASYNCIO),
                 self.cell(&w.id, PY_EXECUTOR),
                 show_ratio(ratio(self.res.median(&w.id, PY_ASYNCIO), self.res.median(&w.id, PY_EXECUTOR))),
+                self.show_cpu(&w.id, PY_ASYNCIO),
+                self.show_cpu(&w.id, PY_EXECUTOR),
+                show_ratio(ratio(self.cpu_per_op(&w.id, PY_EXECUTOR), self.cpu_per_op(&w.id, PY_ASYNCIO))),
                 show_spread(self.spread(&w.id, &[PY_ASYNCIO, PY_EXECUTOR]))
             );
         }
