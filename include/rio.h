@@ -292,6 +292,16 @@
 #define RIO_WAL_MAX_ENTRY (64 << 20)
 
 /*
+ Most entries one rio_wal_append_batch may carry (65536); more is -EINVAL.
+ */
+#define RIO_WAL_MAX_BATCH (1 << 16)
+
+/*
+ rio_wal_wait's timeout_us meaning "no limit".
+ */
+#define RIO_WAL_WAIT_FOREVER -1
+
+/*
  An open file. Create with `rio_file_open`, free with `rio_file_close`.
  Thread-safe: positioned calls may run from many threads at once.
  */
@@ -314,14 +324,18 @@ typedef struct rio_runtime_t rio_runtime_t;
 
 /*
  A reader of a log's entries. Create with `rio_wal_reader_open`, free with
- `rio_wal_reader_close`. Calls on one reader are serialized.
+ `rio_wal_reader_close`. Calls on one reader are serialized. Inherited
+ through fork(), it fails with -EBUSY in the child (close frees it).
  */
 typedef struct rio_wal_reader_t rio_wal_reader_t;
 
 /*
  An open write-ahead log. Create with `rio_wal_open`, free with
- `rio_wal_close`. Thread-safe: many threads may append at once (they
- share writes and syncs).
+ `rio_wal_close`. Thread-safe: many threads may append and wait at once
+ (they share writes and syncs). A handle inherited through fork() belongs
+ to the parent: in the child every call fails with -EBUSY (functions
+ returning a seq return 0), except rio_wal_close, which frees it without
+ touching the log.
  */
 typedef struct rio_wal_t rio_wal_t;
 
@@ -976,8 +990,8 @@ int rio_wal_append(struct rio_wal_t *w, const void *data, size_t len, uint64_t *
 /*
  Appends `n` entries atomically: after a crash all of them are recovered
  or none. Their sequence numbers are consecutive; the first goes to
- `*first_seq_out` (may be NULL). `n` == 0 is `-EINVAL`. Other errors as
- `rio_wal_append`.
+ `*first_seq_out` (may be NULL). `n` == 0 or above RIO_WAL_MAX_BATCH is
+ `-EINVAL` (nothing appended). Other errors as `rio_wal_append`.
  */
 int rio_wal_append_batch(struct rio_wal_t *w,
                          const struct rio_slice_t *entries,
@@ -985,14 +999,49 @@ int rio_wal_append_batch(struct rio_wal_t *w,
                          uint64_t *first_seq_out);
 
 /*
- Makes every acknowledged entry durable (a no-op cost with the default
- `sync_after_batch`). `-EIO` once the log is poisoned.
+ Appends one entry of `len` bytes (0 allowed; at most RIO_WAL_MAX_ENTRY)
+ without waiting for it: assigns the next sequence number (to
+ `*seq_out`, may be NULL), copies the entry into the log's buffer and
+ returns 0. Blocks only while `buffer_size` bytes are already waiting to
+ be written (backpressure). Entries become durable in sequence order,
+ whether or not anyone waits: `rio_wal_wait` or `rio_wal_durable_seq`
+ tell when. Errors as `rio_wal_append` (nothing is appended).
+ */
+int rio_wal_append_async(struct rio_wal_t *w, const void *data, size_t len, uint64_t *seq_out);
+
+/*
+ Waits until every entry up to `seq` is acknowledged and returns 0:
+ durable (fdatasync'd) with the default config; with `sync_after_batch`
+ false, written to the page cache (rio_wal_sync makes it durable).
+ `timeout_us`: RIO_WAL_WAIT_FOREVER (-1) waits without limit, 0 polls.
+ Errors: `-ETIMEDOUT` when the time passed first (the entry may still
+ become durable later); `-EIO` when the log is poisoned by a failed
+ write or sync (the message names it) and `seq` was not acknowledged
+ before; `-EINVAL` for NULL `w`, `seq` 0, a seq never assigned, or a
+ negative `timeout_us` other than -1.
+ */
+int rio_wal_wait(struct rio_wal_t *w, uint64_t seq, int64_t timeout_us);
+
+/*
+ The highest sequence number such that it and every entry before it are
+ durable (fdatasync'd); with `sync_after_batch` false it advances on
+ rio_wal_sync, segment rotation and close. 0 for NULL, for a log whose
+ entries are not yet durable, and in a forked child (message set).
+ */
+uint64_t rio_wal_durable_seq(const struct rio_wal_t *w);
+
+/*
+ Writes every entry appended so far (rio_wal_append_async ones too) and
+ makes it durable (a no-op cost with the default `sync_after_batch` once
+ they are written). `-EIO` once the log is poisoned.
  */
 int rio_wal_sync(struct rio_wal_t *w);
 
 /*
  The sequence number of the last acknowledged entry (truncated ones
- count); 0 for a log that never had an entry, and for NULL.
+ count; entries of rio_wal_append_async once rio_wal_wait would return 0
+ for them); 0 for a log that never had an entry, for NULL, and in a
+ forked child (message set).
  */
 uint64_t rio_wal_last_seq(const struct rio_wal_t *w);
 
@@ -1032,7 +1081,9 @@ void rio_wal_reader_close(struct rio_wal_reader_t *r);
  Makes every acknowledged entry durable, closes the log and frees the
  handle (always, even on error). Returns 0, or `-EIO` if the log was
  poisoned (or the final sync failed). NULL is a no-op returning 0. No
- call on `w` may be running or follow; open readers stay usable.
+ call on `w` may be running or follow; open readers stay usable. In a
+ forked child it frees the handle and returns 0 without touching the log
+ (no sync, the parent's directory lock kept).
  */
 int rio_wal_close(struct rio_wal_t *w);
 

@@ -14,3 +14,11 @@ wal-crash-long:
 
 wal-perf:
 	RIO_WAL_PERF_DIR=$(RIO_WAL_PERF_DIR) $(CARGO) test --$(PROFILE) --test wal_perf -- --ignored --nocapture
+
+# The asynchronous-acknowledgement crash test (append_async + wait), long
+# mode: part of `make stress`.
+.PHONY: wal-async-crash-long
+wal-async-crash-long:
+	RIO_WAL_CRASH_ROUNDS=$(WAL_CRASH_ROUNDS) $(CARGO) test --$(PROFILE) --test wal_async_crash -- --nocapture
+
+stress: wal-async-crash-long

@@ -37,6 +37,11 @@
 //! }
 //! ```
 //!
+//! The `ffi` module is the C ABI, public so the Rust test harnesses can
+//! drive it as a C program would; like any C function, its `extern "C"`
+//! functions trust their pointer arguments. It is not part of the safe
+//! Rust API.
+//!
 //! The same program shape with the safe API compiles and runs:
 //!
 //! ```

@@ -2,12 +2,19 @@
 //! when `RIO_LOG` is set (env-filter syntax), and to a C callback when one
 //! is registered. Until either is asked for, no subscriber is installed and
 //! every tracing macro costs one relaxed load.
+//!
+//! The callback is never called while librio holds a lock (it may call
+//! back into librio): code that logs while holding one (the WAL's state
+//! lock, a group-commit leader's role) runs inside a [`defer`] scope, and
+//! records emitted there reach the sink when the outermost scope of the
+//! thread ends, after the locks are released.
 
+use std::cell::RefCell;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::OnceLock;
 
-use parking_lot::RwLock;
+use parking_lot::RecursiveRwLock;
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Metadata, Subscriber};
 use tracing_subscriber::layer::{Context, Layer};
@@ -22,7 +29,7 @@ pub const ENV_LOG: &str = "RIO_LOG";
 /// Receives a log record: level (1 = error .. 5 = trace), target, message.
 pub type LogSink = Box<dyn Fn(u8, &str, &str) + Send + Sync>;
 
-static SINK: RwLock<Option<LogSink>> = RwLock::new(None);
+static SINK: RecursiveRwLock<Option<LogSink>> = RecursiveRwLock::new(None);
 /// Most verbose level delivered to the sink (0 = none).
 static SINK_LEVEL: AtomicU8 = AtomicU8::new(0);
 static INSTALLED: OnceLock<std::result::Result<(), String>> = OnceLock::new();
@@ -54,10 +61,86 @@ impl<S: Subscriber> Layer<S> for SinkLayer {
         }
         let mut text = MessageText::default();
         event.record(&mut text);
-        // The read lock lets sinks run concurrently; replacing the sink
-        // waits until running calls have returned.
-        if let Some(sink) = SINK.read().as_ref() {
-            sink(level, event.metadata().target(), &text.0);
+        let target = event.metadata().target();
+        let held = DEFERRED.try_with(|d| d.borrow_mut().hold(level, target, &text.0)).unwrap_or(false);
+        if !held {
+            deliver(level, target, &text.0);
+        }
+    }
+}
+
+/// Calls the sink. The read lock lets sinks run concurrently and replacing
+/// the sink waits until running calls have returned; the lock prefers
+/// readers, so a callback whose librio calls log again (a recursive read)
+/// does not deadlock behind a waiting `set_sink`.
+fn deliver(level: u8, target: &str, message: &str) {
+    if let Some(sink) = SINK.read().as_ref() {
+        sink(level, target, message);
+    }
+}
+
+/// Records held back while a thread is inside `defer` scopes.
+#[derive(Default)]
+struct Deferred {
+    depth: usize,
+    records: Vec<(u8, String, String)>,
+    dropped: usize,
+}
+
+/// Most records one thread holds back; later ones are counted and
+/// reported as a summary (a scope never logs more than a few).
+const MAX_DEFERRED: usize = 256;
+
+impl Deferred {
+    /// Keeps the record if a scope is open; false means deliver it now.
+    fn hold(&mut self, level: u8, target: &str, message: &str) -> bool {
+        if self.depth == 0 {
+            return false;
+        }
+        if self.records.len() < MAX_DEFERRED {
+            self.records.push((level, target.to_string(), message.to_string()));
+        } else {
+            self.dropped += 1;
+        }
+        true
+    }
+}
+
+thread_local! {
+    static DEFERRED: RefCell<Deferred> = RefCell::new(Deferred::default());
+}
+
+/// While alive, log records of this thread are held back; when the
+/// outermost one drops they are delivered. Declare it first in a function
+/// that takes locks, so it drops after them.
+pub(crate) struct DeferScope(());
+
+pub(crate) fn defer() -> DeferScope {
+    let _ = DEFERRED.try_with(|d| d.borrow_mut().depth += 1);
+    DeferScope(())
+}
+
+impl Drop for DeferScope {
+    fn drop(&mut self) {
+        let ready = DEFERRED
+            .try_with(|d| {
+                let mut d = d.borrow_mut();
+                d.depth -= 1;
+                if d.depth > 0 || (d.records.is_empty() && d.dropped == 0) {
+                    return None;
+                }
+                Some((std::mem::take(&mut d.records), std::mem::take(&mut d.dropped)))
+            })
+            .ok()
+            .flatten();
+        // Delivered with no borrow held: the sink may log (and defer) again.
+        if let Some((records, dropped)) = ready {
+            for (level, target, message) in &records {
+                deliver(*level, target, message);
+            }
+            if dropped > 0 {
+                deliver(2, "rio::log", &format!("{dropped} log records were dropped (more than {MAX_DEFERRED} held back)"));
+            }
         }
     }
 }

@@ -9,7 +9,7 @@ usage: cargo bench --bench compare -- [options]      (or: make bench BENCH_ARGS=
 
   --quick               smaller files, shorter runs, 2 repetitions (~30 s)
   --workloads LIST      comma-separated workload ids or prefixes, or groups:
-                        seed, direct, cached, files, wal, queue, all (default all); see --list
+                        seed, objects, direct, cached, files, wal, queue, all (default all); see --list
   --peers LIST          rio-uring,rio-pool,std,tokio,fio, and for the queue rows
                         rio-queue,rio-queue-pool,rio-batch,go-goroutines,py-asyncio,py-executor (default: all)
   --duration D          length of each timed run: 500ms, 1s, 2.5s (default 500ms)

@@ -9,6 +9,7 @@ import (
 	"os"
 	"runtime"
 	"strconv"
+	"syscall"
 	"unsafe"
 )
 
@@ -45,7 +46,10 @@ func (rt *Runtime) newFile(op string, fd uintptr, flags C.uint32_t) (*File, erro
 	if lerr != nil {
 		name = "fd " + strconv.Itoa(int(cfd))
 	}
-	f := &File{ptr: fp, name: name}
+	// The library has read F_GETFL already; the binding needs O_APPEND for
+	// WriteAt's os.File behaviour.
+	status, _, errno := syscall.Syscall(syscall.SYS_FCNTL, uintptr(cfd), syscall.F_GETFL, 0)
+	f := &File{ptr: fp, name: name, appendMode: errno == 0 && int(status)&os.O_APPEND != 0}
 	runtime.SetFinalizer(f, (*File).Close)
 	return f, nil
 }

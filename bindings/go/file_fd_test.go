@@ -156,6 +156,10 @@ func TestNewFileModesAndBadFds(t *testing.T) {
 		if _, err := f.WriteDurable([]byte("x"), 0); !errors.Is(err, syscall.EINVAL) {
 			t.Fatalf("WriteDurable on an O_APPEND fd: %v, want EINVAL", err)
 		}
+		// WriteAt refuses on O_APPEND as os.File does, also for an adopted fd.
+		if _, err := f.WriteAt([]byte("x"), 0); err == nil {
+			t.Fatal("WriteAt on an O_APPEND fd succeeded")
+		}
 		f.Close()
 		for _, bad := range []uintptr{^uintptr(0), 1 << 40} {
 			if _, err := rt.NewFile(bad); !errors.Is(err, syscall.EBADF) || !strings.Contains(err.Error(), "fd -1") {

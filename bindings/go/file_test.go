@@ -548,6 +548,20 @@ func TestWriteAtAppendModeRefused(t *testing.T) {
 				t.Fatalf("WriteAt after Close: %v, want fs.ErrClosed first", err)
 			}
 		}
+		// A descriptor opened with O_APPEND elsewhere (NewFile reads its flags).
+		osa, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		nf, err := rt.NewFile(osa.Fd())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := nf.WriteAt([]byte("XY"), 2); !errors.Is(err, rio.ErrWriteAtInAppendMode) {
+			t.Fatalf("WriteAt on an O_APPEND descriptor from NewFile: %v", err)
+		}
+		nf.Close()
+		osa.Close()
 		if got, _ := os.ReadFile(path); string(got) != "0123456789" {
 			t.Fatalf("refused writes changed the file: %q", got)
 		}

@@ -8,17 +8,26 @@ use parking_lot::Mutex;
 
 use super::runtime::rio_runtime_t;
 use super::{c_path, check_c_bool, check_null, fail, ffi_boundary, finish, read_versioned};
+use crate::engine::fork::Owner;
 use crate::wal::{RecoveryMode, Wal, WalConfig, WalReader};
 use crate::Error;
 
 /// An open write-ahead log. Create with `rio_wal_open`, free with
-/// `rio_wal_close`. Thread-safe: many threads may append at once (they
-/// share writes and syncs).
+/// `rio_wal_close`. Thread-safe: many threads may append and wait at once
+/// (they share writes and syncs). A handle inherited through fork() belongs
+/// to the parent: in the child every call fails with -EBUSY (functions
+/// returning a seq return 0), except rio_wal_close, which frees it without
+/// touching the log.
 pub struct rio_wal_t(pub(crate) Wal);
 
 /// A reader of a log's entries. Create with `rio_wal_reader_open`, free with
-/// `rio_wal_reader_close`. Calls on one reader are serialized.
-pub struct rio_wal_reader_t(Mutex<WalReader>);
+/// `rio_wal_reader_close`. Calls on one reader are serialized. Inherited
+/// through fork(), it fails with -EBUSY in the child (close frees it).
+pub struct rio_wal_reader_t {
+    /// Checked before the lock, which a parent thread may have held at fork.
+    owner: Owner,
+    reader: Mutex<WalReader>,
+}
 
 /// Default: a torn tail (an interrupted write) is cut off on open;
 /// corruption before it is -EBADMSG.
@@ -27,8 +36,13 @@ pub const RIO_WAL_RECOVER_TOLERATE_TAIL: u32 = 0;
 pub const RIO_WAL_RECOVER_STRICT: u32 = 1;
 /// Largest entry, in bytes (64 MiB); larger ones are -EINVAL.
 pub const RIO_WAL_MAX_ENTRY: u64 = 64 << 20;
+/// Most entries one rio_wal_append_batch may carry (65536); more is -EINVAL.
+pub const RIO_WAL_MAX_BATCH: u64 = 1 << 16;
+/// rio_wal_wait's timeout_us meaning "no limit".
+pub const RIO_WAL_WAIT_FOREVER: i64 = -1;
 
 const _: () = assert!(RIO_WAL_MAX_ENTRY as usize == crate::wal::MAX_ENTRY);
+const _: () = assert!(RIO_WAL_MAX_BATCH as usize == crate::wal::MAX_BATCH_ENTRIES);
 
 /// WAL configuration. Fill with `rio_wal_config_default`, then change fields.
 #[repr(C)]
@@ -126,6 +140,14 @@ fn wal<'a>(w: *const rio_wal_t) -> &'a Wal {
     &unsafe { &*w }.0
 }
 
+/// A seq getter: 0 with the EBUSY message in a forked child.
+fn owned_seq(func: &str, w: &Wal, get: fn(&Wal) -> u64) -> u64 {
+    match w.check_owner() {
+        Ok(()) => get(w),
+        Err(e) => fail(func, e),
+    }
+}
+
 /// Fills `cfg` with defaults (including `struct_size`). NULL is ignored.
 #[no_mangle]
 pub extern "C" fn rio_wal_config_default(cfg: *mut rio_wal_config_t) {
@@ -199,14 +221,17 @@ fn entry_slices<'a>(entries: *const rio_slice_t, n: usize) -> crate::Result<Vec<
     if n == 0 {
         return Err(Error::invalid("n is 0: an atomic batch needs at least one entry"));
     }
+    if n as u64 > RIO_WAL_MAX_BATCH {
+        return Err(Error::invalid(format!("n is {n}: a batch holds at most RIO_WAL_MAX_BATCH ({RIO_WAL_MAX_BATCH}) entries")));
+    }
     let slices = unsafe { std::slice::from_raw_parts(entries, n) };
     slices.iter().enumerate().map(|(i, s)| unsafe { entry_bytes(|| format!("entries[{i}].data"), s.data, s.len) }).collect()
 }
 
 /// Appends `n` entries atomically: after a crash all of them are recovered
 /// or none. Their sequence numbers are consecutive; the first goes to
-/// `*first_seq_out` (may be NULL). `n` == 0 is `-EINVAL`. Other errors as
-/// `rio_wal_append`.
+/// `*first_seq_out` (may be NULL). `n` == 0 or above RIO_WAL_MAX_BATCH is
+/// `-EINVAL` (nothing appended). Other errors as `rio_wal_append`.
 #[no_mangle]
 pub extern "C" fn rio_wal_append_batch(
     w: *mut rio_wal_t,
@@ -221,8 +246,59 @@ pub extern "C" fn rio_wal_append_batch(
     })
 }
 
-/// Makes every acknowledged entry durable (a no-op cost with the default
-/// `sync_after_batch`). `-EIO` once the log is poisoned.
+/// Appends one entry of `len` bytes (0 allowed; at most RIO_WAL_MAX_ENTRY)
+/// without waiting for it: assigns the next sequence number (to
+/// `*seq_out`, may be NULL), copies the entry into the log's buffer and
+/// returns 0. Blocks only while `buffer_size` bytes are already waiting to
+/// be written (backpressure). Entries become durable in sequence order,
+/// whether or not anyone waits: `rio_wal_wait` or `rio_wal_durable_seq`
+/// tell when. Errors as `rio_wal_append` (nothing is appended).
+#[no_mangle]
+pub extern "C" fn rio_wal_append_async(w: *mut rio_wal_t, data: *const c_void, len: usize, seq_out: *mut u64) -> c_int {
+    ffi_boundary!("rio_wal_append_async", {
+        check_null!("rio_wal_append_async", w);
+        let r = unsafe { entry_bytes(|| "data".into(), data, len) }.and_then(|bytes| wal(w).append_async(bytes));
+        finish("rio_wal_append_async", store_seq(seq_out, r))
+    })
+}
+
+/// Waits until every entry up to `seq` is acknowledged and returns 0:
+/// durable (fdatasync'd) with the default config; with `sync_after_batch`
+/// false, written to the page cache (rio_wal_sync makes it durable).
+/// `timeout_us`: RIO_WAL_WAIT_FOREVER (-1) waits without limit, 0 polls.
+/// Errors: `-ETIMEDOUT` when the time passed first (the entry may still
+/// become durable later); `-EIO` when the log is poisoned by a failed
+/// write or sync (the message names it) and `seq` was not acknowledged
+/// before; `-EINVAL` for NULL `w`, `seq` 0, a seq never assigned, or a
+/// negative `timeout_us` other than -1.
+#[no_mangle]
+pub extern "C" fn rio_wal_wait(w: *mut rio_wal_t, seq: u64, timeout_us: i64) -> c_int {
+    ffi_boundary!("rio_wal_wait", {
+        check_null!("rio_wal_wait", w);
+        let timeout = match timeout_us {
+            RIO_WAL_WAIT_FOREVER => Ok(None),
+            t if t >= 0 => Ok(Some(std::time::Duration::from_micros(t as u64))),
+            t => Err(Error::invalid(format!("timeout_us: {t} is negative (only -1, no limit, is allowed)"))),
+        };
+        finish("rio_wal_wait", timeout.and_then(|t| wal(w).wait(seq, t)).map(|_| 0))
+    })
+}
+
+/// The highest sequence number such that it and every entry before it are
+/// durable (fdatasync'd); with `sync_after_batch` false it advances on
+/// rio_wal_sync, segment rotation and close. 0 for NULL, for a log whose
+/// entries are not yet durable, and in a forked child (message set).
+#[no_mangle]
+pub extern "C" fn rio_wal_durable_seq(w: *const rio_wal_t) -> u64 {
+    ffi_boundary!("rio_wal_durable_seq", {
+        check_null!("rio_wal_durable_seq", w);
+        owned_seq("rio_wal_durable_seq", wal(w), Wal::durable_seq)
+    })
+}
+
+/// Writes every entry appended so far (rio_wal_append_async ones too) and
+/// makes it durable (a no-op cost with the default `sync_after_batch` once
+/// they are written). `-EIO` once the log is poisoned.
 #[no_mangle]
 pub extern "C" fn rio_wal_sync(w: *mut rio_wal_t) -> c_int {
     ffi_boundary!("rio_wal_sync", {
@@ -232,12 +308,14 @@ pub extern "C" fn rio_wal_sync(w: *mut rio_wal_t) -> c_int {
 }
 
 /// The sequence number of the last acknowledged entry (truncated ones
-/// count); 0 for a log that never had an entry, and for NULL.
+/// count; entries of rio_wal_append_async once rio_wal_wait would return 0
+/// for them); 0 for a log that never had an entry, for NULL, and in a
+/// forked child (message set).
 #[no_mangle]
 pub extern "C" fn rio_wal_last_seq(w: *const rio_wal_t) -> u64 {
     ffi_boundary!("rio_wal_last_seq", {
         check_null!("rio_wal_last_seq", w);
-        wal(w).last_seq()
+        owned_seq("rio_wal_last_seq", wal(w), Wal::last_seq)
     })
 }
 
@@ -264,7 +342,7 @@ pub extern "C" fn rio_wal_reader_open(w: *mut rio_wal_t, from_seq: u64, out: *mu
         check_null!("rio_wal_reader_open", w);
         match wal(w).reader(from_seq) {
             Ok(r) => {
-                unsafe { *out = Box::into_raw(Box::new(rio_wal_reader_t(Mutex::new(r)))) };
+                unsafe { *out = Box::into_raw(Box::new(rio_wal_reader_t { owner: Owner::current(), reader: Mutex::new(r) })) };
                 0
             }
             Err(e) => fail("rio_wal_reader_open", e),
@@ -289,7 +367,11 @@ pub extern "C" fn rio_wal_reader_next(
         check_null!("rio_wal_reader_next", seq);
         check_null!("rio_wal_reader_next", data);
         check_null!("rio_wal_reader_next", len);
-        let mut reader = unsafe { &*r }.0.lock();
+        let handle = unsafe { &*r };
+        if handle.owner.is_inherited() {
+            return fail("rio_wal_reader_next", Error::new(libc::EBUSY, "this reader was inherited through fork and belongs to the parent process; only close is allowed"));
+        }
+        let mut reader = handle.reader.lock();
         let r = reader.next().map(|entry| match entry {
             Some((s, bytes)) => {
                 unsafe {
@@ -318,7 +400,9 @@ pub extern "C" fn rio_wal_reader_close(r: *mut rio_wal_reader_t) {
 /// Makes every acknowledged entry durable, closes the log and frees the
 /// handle (always, even on error). Returns 0, or `-EIO` if the log was
 /// poisoned (or the final sync failed). NULL is a no-op returning 0. No
-/// call on `w` may be running or follow; open readers stay usable.
+/// call on `w` may be running or follow; open readers stay usable. In a
+/// forked child it frees the handle and returns 0 without touching the log
+/// (no sync, the parent's directory lock kept).
 #[no_mangle]
 pub extern "C" fn rio_wal_close(w: *mut rio_wal_t) -> c_int {
     ffi_boundary!("rio_wal_close", {

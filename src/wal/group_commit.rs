@@ -1,23 +1,30 @@
-//! Group commit: appenders queue their entries under one mutex; one of them
-//! (the leader) takes the queue, writes it with one `writev` and makes it
-//! durable with one `fdatasync`, while the next ones queue up behind.
+//! Group commit with decoupled acknowledgement: appenders copy their
+//! entries into the log's queue and get a sequence number at once
+//! (`append_async`); one thread at a time (the leader) takes the queue,
+//! writes it with one `writev` and makes it durable with one `fdatasync`;
+//! `wait` returns once a sequence number is acknowledged.
 //!
-//! - Zero copy: a queued unit points at the appender's own slices (the
-//!   appender waits until its unit is written or has failed); the leader
-//!   only builds the 32-byte headers, into a buffer reused across batches.
-//! - Writes and syncs are serialized (one leader at a time), so records
-//!   reach the file in sequence order and `durable_seq` stamps are exact.
-//! - A lone appender leads at once. A leader waits (at most
-//!   `flush_timeout_us`) only while fewer units are queued than the
-//!   previous group carried, i.e. when other appenders are on their way.
-//! - Memory: `pending_bytes` (queued and in-flight records) stays within
-//!   `buffer_size`; appenders beyond it wait for space.
+//! - Copy: a queued unit owns its payloads (copied under the state lock,
+//!   after admission, so queued memory stays within `buffer_size`); the
+//!   leader builds the 32-byte headers into a buffer reused across batches
+//!   and writes headers and payloads with one `writev`.
+//! - Who leads: a waiter that finds no leader leads itself (a lone
+//!   `append` pays no wake-up); entries nobody waits for are written by
+//!   the log's flusher thread, started by the first `append_async`.
+//!   Writes are serialized (one leader at a time), so records reach the
+//!   file in sequence order and `durable_seq` stamps are exact.
+//! - A leader waits (at most `flush_timeout_us`) only while fewer units
+//!   are queued than the previous group carried, i.e. when other
+//!   appenders are on their way.
 //! - Poisoning: a failed write or sync fails its whole batch with the
-//!   error, drops the queue (every queued appender gets `EIO`) and makes
-//!   every later append and sync fail with `EIO`.
-//! - Waking: every appender parks on its own `Waiter`; a finished batch
-//!   wakes exactly its appenders, outside the lock, and they return
-//!   without re-taking it (docs/wal-design.md, "Waking").
+//!   error, drops the queue and fails every waiter; every later append,
+//!   wait beyond the acknowledged seq, and sync fails with `EIO`.
+//! - Waking: every waiter parks on its own `Waiter` registered with the
+//!   seq it waits for; a finished batch wakes exactly the waiters it
+//!   satisfied, outside the lock, and they return without re-taking it
+//!   (docs/wal-design.md, "Waking").
+//! - Syncs of the log's segments are serialized and re-check poisoning
+//!   afterwards: Linux reports a writeback error to one fdatasync only.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -28,77 +35,99 @@ use std::time::{Duration, Instant};
 use parking_lot::MutexGuard;
 
 use super::format::{record_size, RecordHeader, MAX_SEQ, RECORD_HEADER_SIZE, SEAL_SIZE, SEGMENT_HEADER_SIZE};
+use super::metrics::WalMetrics;
 use super::recovery::{Recovered, SegmentMeta};
 use super::segment::Segment;
-use super::metrics::WalMetrics;
 use super::{Shared, WalConfig};
 use crate::error::{Error, Result};
 
-/// `Waiter::state`: the unit is queued or being written.
+/// `Waiter::state`: waiting for the seq.
 const WAITING: u8 = 0;
-/// Written (and synced): `append_unit` returns `Ok` without the lock.
+/// The seq is acknowledged: `wait` returns `Ok` without the lock.
 const DONE: u8 = 1;
-/// Failed or dropped from the queue by poisoning: the error is in `State::poison`.
+/// The log was poisoned: the error is in `State::poison`.
 const FAILED: u8 = 2;
-/// Still queued, and no leader is active: the appender should try to lead.
+/// Units are queued and no leader is active: the waiter should lead.
 const LEAD: u8 = 3;
 
-/// How a leader tells one appender about its unit. Lives on the appender's
-/// stack in `append_unit`; the appender does not return before the state is
-/// `DONE` or `FAILED`, and whoever sets one of those clones `thread` first
-/// and never touches the waiter afterwards.
+/// How a leader tells one waiting thread about its seq. Lives on the
+/// waiter's stack in `wait_locked`; it is registered in `State::parked`
+/// while the thread sleeps, and whoever removes it from there (under the
+/// state lock) clones `thread`, sets the state and never touches it again.
 struct Waiter {
     state: AtomicU8,
     thread: Thread,
 }
 
-impl Waiter {
-    /// Sets a final state (`DONE`, `FAILED`); returns the thread to unpark
-    /// (after the lock is released).
+/// A registered waiter: the seq it waits for.
+struct Parked {
+    seq: u64,
+    waiter: *const Waiter,
+    /// An untimed wait: it may be told to lead.
+    may_lead: bool,
+}
+
+// SAFETY: see `Waiter`: the pointee outlives its registration.
+unsafe impl Send for Parked {}
+
+impl Parked {
+    /// Sets a final state and returns the thread to unpark (after the lock
+    /// is released).
     ///
     /// # Safety
-    /// `w` is the waiter of a unit that is queued or in this leader's batch.
-    unsafe fn signal(w: *const Waiter, state: u8) -> Thread {
-        // SAFETY: the appender is blocked until the store below.
-        let thread = unsafe { (*w).thread.clone() };
-        unsafe { (*w).state.store(state, Ordering::Release) };
+    /// The waiter is still registered (just removed from `State::parked`).
+    unsafe fn signal(&self, state: u8) -> Thread {
+        // SAFETY: the waiter sleeps until the store below.
+        let thread = unsafe { (*self.waiter).thread.clone() };
+        unsafe { (*self.waiter).state.store(state, Ordering::Release) };
         thread
     }
 }
 
-/// How many others an appender woken from a batch unparks before returning.
+/// How many others a waiter woken from a batch unparks before returning.
 const HELP_WAKE: usize = 2;
 
-/// One caller's entries (a lone append or an atomic batch) in the queue.
-/// The pointers are the caller's slices, their CRCs and its `Waiter`: the
-/// caller waits in `append_unit` until the unit is written or failed, and
-/// by then the unit has left the queue and the leader's hands.
+/// One caller's entries (an append or an atomic batch), copied.
 pub(super) struct Unit {
-    entries: *const &'static [u8],
-    crcs: *const u32,
-    waiter: *const Waiter,
-    count: usize,
+    /// The payloads, one after another.
+    payload: Vec<u8>,
+    /// (length, CRC) of the first entry; `rest` holds the others (empty,
+    /// so no allocation, for a lone append).
+    first: (u32, u32),
+    rest: Vec<(u32, u32)>,
     first_seq: u64,
     /// Record bytes, headers and padding included.
     bytes: u64,
 }
 
-// SAFETY: see `Unit`: the memory outlives every use, whichever thread leads.
-unsafe impl Send for Unit {}
-
 impl Unit {
-    fn entries(&self) -> &[&[u8]] {
-        // SAFETY: `count` slices, valid while the unit is queued or in flight.
-        unsafe { std::slice::from_raw_parts(self.entries, self.count) }
+    /// Copies `entries` (at least one; each at most `MAX_ENTRY`).
+    fn new(entries: &[&[u8]], crcs: &[u32], first_seq: u64, bytes: u64) -> Unit {
+        let mut payload = Vec::with_capacity(entries.iter().map(|e| e.len()).sum());
+        for e in entries {
+            payload.extend_from_slice(e);
+        }
+        let mut sizes = entries.iter().zip(crcs).map(|(e, &crc)| (e.len() as u32, crc));
+        let first = sizes.next().expect("a unit has an entry");
+        Unit { payload, first, rest: sizes.collect(), first_seq, bytes }
     }
 
-    fn crcs(&self) -> &[u32] {
-        // SAFETY: as above.
-        unsafe { std::slice::from_raw_parts(self.crcs, self.count) }
+    fn count(&self) -> usize {
+        1 + self.rest.len()
     }
 
     fn last_seq(&self) -> u64 {
-        self.first_seq + self.count as u64 - 1
+        self.first_seq + self.count() as u64 - 1
+    }
+
+    /// Each entry's payload and CRC.
+    fn records(&self) -> impl Iterator<Item = (&[u8], u32)> {
+        let mut at = 0;
+        std::iter::once(&self.first).chain(&self.rest).map(move |&(len, crc)| {
+            let data = &self.payload[at..at + len as usize];
+            at += len as usize;
+            (data, crc)
+        })
     }
 }
 
@@ -114,8 +143,8 @@ pub(super) struct Scratch {
     iov: Vec<libc::iovec>,
 }
 
-// SAFETY: the iovecs point into `arena` and the units' slices, and are
-// cleared before the scratch goes back into the state.
+// SAFETY: the iovecs point into `arena` and the units' payloads, owned by
+// the scratch, and are cleared before it goes back into the state.
 unsafe impl Send for Scratch {}
 
 impl Scratch {
@@ -127,11 +156,12 @@ impl Scratch {
         self.iov.clear();
         let mut pad = 0;
         for unit in &self.units {
-            for (i, (data, crc)) in unit.entries().iter().zip(unit.crcs()).enumerate() {
-                let header = RecordHeader::entry(data.len(), unit.first_seq + i as u64, durable_seq, i + 1 < unit.count);
+            let count = unit.count();
+            for (i, (data, crc)) in unit.records().enumerate() {
+                let header = RecordHeader::entry(data.len(), unit.first_seq + i as u64, durable_seq, i + 1 < count);
                 let start = self.arena.len();
                 self.arena.resize(start + pad, 0);
-                self.arena.extend_from_slice(&header.encode(*crc, salt));
+                self.arena.extend_from_slice(&header.encode(crc, salt));
                 self.chunks.push((start, self.arena.len() - start));
                 pad = (record_size(data.len()) - (RECORD_HEADER_SIZE + data.len()) as u64) as usize;
             }
@@ -142,7 +172,7 @@ impl Scratch {
         let base = self.arena.as_ptr();
         let iovec = |ptr: *const u8, len: usize| libc::iovec { iov_base: ptr as *mut libc::c_void, iov_len: len };
         let mut chunks = self.chunks.iter();
-        for data in self.units.iter().flat_map(Unit::entries) {
+        for (data, _) in self.units.iter().flat_map(Unit::records) {
             let &(off, len) = chunks.next().expect("one chunk per record");
             // SAFETY: off + len is within the arena.
             self.iov.push(iovec(unsafe { base.add(off) }, len));
@@ -156,10 +186,10 @@ impl Scratch {
         &self.iov
     }
 
-    /// Drops every pointer into appenders' memory.
+    /// Frees the written units and drops every pointer into them.
     fn release(&mut self) {
-        self.units.clear();
         self.iov.clear();
+        self.units.clear();
     }
 }
 
@@ -171,7 +201,7 @@ struct Poison {
 }
 
 impl Poison {
-    /// The failure itself for appenders of the failed batch, `EIO` for the rest.
+    /// The failure itself for the entries of the failed batch, `EIO` for the rest.
     fn error_for(&self, first: u64, last: u64) -> Error {
         match self.batch {
             Some((a, b)) if first <= b && last >= a => self.cause.clone(),
@@ -210,7 +240,8 @@ pub(super) struct State {
     queued_entries: usize,
     /// Record bytes queued or being written.
     pending_bytes: u64,
-    next_seq: u64,
+    /// The seq the next entry gets.
+    pub next_seq: u64,
     /// Entries up to here are acknowledged: written, and synced when
     /// `sync_after_batch`. Readers see exactly these.
     pub acked_seq: u64,
@@ -223,7 +254,16 @@ pub(super) struct State {
     pub segments: Vec<SegmentMeta>,
     leader: bool,
     leader_waiting: bool,
+    /// A waiter was told to lead, or the flusher was woken, and has not
+    /// yet taken the lock: nobody else needs telling.
+    lead_offered: bool,
     space_waiters: usize,
+    /// Threads sleeping in `wait`, with the seq each waits for.
+    parked: Vec<Parked>,
+    /// The flusher thread runs (it writes what nobody waits for).
+    pub flusher: bool,
+    /// `Wal` dropped or closed: the flusher writes what is queued and exits.
+    pub shutdown: bool,
     /// Units in the previous group commit: how many appenders to expect.
     last_batch_units: usize,
     poison: Option<Poison>,
@@ -265,7 +305,11 @@ impl State {
             segments: r.segments,
             leader: false,
             leader_waiting: false,
+            lead_offered: false,
             space_waiters: 0,
+            parked: Vec::new(),
+            flusher: false,
+            shutdown: false,
             last_batch_units: 0,
             poison: None,
             scratch: Scratch::default(),
@@ -278,20 +322,23 @@ impl State {
         self.poison.as_ref().map_or(Ok(()), |p| Err(p.later()))
     }
 
-    /// Refuses all further writes and fails every queued unit (their
-    /// threads go to `wake`).
+    /// Refuses all further writes, drops the queue and fails every waiter
+    /// (their threads go to `wake`). The first cause is kept.
     fn poison(&mut self, cause: Error, batch: Option<(u64, u64)>, metrics: &WalMetrics, wake: &mut Vec<Thread>) {
-        metrics.poisoned.store(true, std::sync::atomic::Ordering::Relaxed);
-        tracing::error!(error = %cause, "wal poisoned: every later append and sync fails with EIO");
         if self.poison.is_none() {
+            metrics.poisoned.store(true, Ordering::Relaxed);
+            // Deferred by the caller's `log::defer` scope: emitted once
+            // every lock is released.
+            tracing::error!(error = %cause, "wal poisoned: every later append and sync fails with EIO");
             self.poison = Some(Poison { cause, batch });
         }
-        for unit in self.queue.drain(..) {
-            // SAFETY: a queued unit's appender waits for its state.
-            wake.push(unsafe { Waiter::signal(unit.waiter, FAILED) });
-        }
+        self.queue.clear();
         self.queued_entries = 0;
         self.pending_bytes = 0;
+        for parked in self.parked.drain(..) {
+            // SAFETY: just unregistered.
+            wake.push(unsafe { parked.signal(FAILED) });
+        }
     }
 
     /// Takes units from the queue for one write: at most `batch_size`
@@ -303,12 +350,12 @@ impl State {
         let room = if rotate { cfg.segment_size - SEGMENT_HEADER_SIZE - SEAL_SIZE } else { room_here };
         let (mut bytes, mut entries) = (0, 0);
         while let Some(u) = self.queue.front() {
-            let fits = bytes + u.bytes <= room && entries + u.count <= cfg.batch_size as usize;
+            let fits = bytes + u.bytes <= room && entries + u.count() <= cfg.batch_size as usize;
             if !units.is_empty() && !fits {
                 break;
             }
             bytes += u.bytes;
-            entries += u.count;
+            entries += u.count();
             units.extend(self.queue.pop_front());
         }
         self.queued_entries -= entries;
@@ -324,12 +371,12 @@ impl State {
         }
     }
 
-    /// Publishes the outcome of a batch and signals its units' appenders
-    /// (except `me`, the leader's own waiter, which is only marked).
-    fn finish(&mut self, plan: &Plan, outcome: Result<Written>, metrics: &WalMetrics, units: &[Unit], me: *const Waiter, wake: &mut Vec<Thread>) {
+    /// Publishes the outcome of a batch and signals the waiters it
+    /// satisfied (all of them, failed, when it poisoned the log).
+    fn finish(&mut self, shared: &Shared, plan: &Plan, outcome: Result<Written>, wake: &mut Vec<Thread>) {
+        let metrics = &shared.metrics;
         self.pending_bytes = self.pending_bytes.saturating_sub(plan.bytes);
         self.last_batch_units = plan.units;
-        let state = if outcome.is_ok() { DONE } else { FAILED };
         match outcome {
             Ok(w) => {
                 let entries = plan.last_seq - plan.first_seq + 1;
@@ -338,7 +385,7 @@ impl State {
                 self.stats.largest_group = self.stats.largest_group.max(entries);
                 self.stats.rotations += u64::from(w.new_segment.is_some());
                 metrics.group_commit(entries, plan.bytes);
-                metrics.segments_created.fetch_add(u64::from(w.new_segment.is_some()), std::sync::atomic::Ordering::Relaxed);
+                metrics.segments_created.fetch_add(u64::from(w.new_segment.is_some()), Ordering::Relaxed);
                 if let Some(segment) = w.new_segment {
                     self.segments.push(SegmentMeta { first_seq: segment.first_seq, path: segment.path.clone() });
                     self.active = segment;
@@ -346,19 +393,37 @@ impl State {
                 self.write_offset = w.end;
                 self.acked_seq = plan.last_seq;
                 self.durable_seq = self.durable_seq.max(w.durable_seq);
+                shared.publish(self);
+                self.signal_done(wake);
             }
             Err(e) => self.poison(e, Some((plan.first_seq, plan.last_seq)), metrics, wake),
         }
-        // The I/O is over: nobody reads these units' memory any more.
-        for unit in units {
-            if std::ptr::eq(unit.waiter, me) {
-                // SAFETY: our own waiter.
-                unsafe { (*me).state.store(state, Ordering::Relaxed) };
+    }
+
+    /// Signals (and unregisters) every waiter whose seq is acknowledged.
+    fn signal_done(&mut self, wake: &mut Vec<Thread>) {
+        let acked = self.acked_seq;
+        let mut i = 0;
+        while i < self.parked.len() {
+            if self.parked[i].seq <= acked {
+                let parked = self.parked.swap_remove(i);
+                // SAFETY: just unregistered.
+                wake.push(unsafe { parked.signal(DONE) });
             } else {
-                // SAFETY: the appender of an in-flight unit waits for its state.
-                wake.push(unsafe { Waiter::signal(unit.waiter, state) });
+                i += 1;
             }
         }
+    }
+
+    /// `EINVAL` for seq 0 or a seq never assigned.
+    fn check_assigned(&self, seq: u64) -> Result<()> {
+        if seq == 0 || seq >= self.next_seq {
+            return Err(Error::invalid(format!(
+                "seq {seq} was never assigned (the last assigned is {})",
+                self.next_seq - 1
+            )));
+        }
+        Ok(())
     }
 }
 
@@ -371,9 +436,22 @@ fn panic_error(payload: Box<dyn std::any::Any + Send>) -> Error {
     Error::new(libc::ENOTRECOVERABLE, format!("internal panic while writing the log: {what}"))
 }
 
+fn timed_out(seq: u64, timeout: Duration) -> Error {
+    Error::new(libc::ETIMEDOUT, format!("entry {seq} was not acknowledged within {} us", timeout.as_micros()))
+}
+
+type Guard<'a> = MutexGuard<'a, State>;
+
 impl Shared {
+    /// Stores the acknowledged and durable seqs where lock-free readers
+    /// (`wait`'s fast path, `durable_seq`, `last_seq`) find them.
+    fn publish(&self, st: &State) {
+        self.acked.store(st.acked_seq, Ordering::Release);
+        self.durable.store(st.durable_seq, Ordering::Release);
+    }
+
     /// Unparks up to `most` threads from `wake` (filled under the state
-    /// lock). The leader empties it after releasing the lock; every appender
+    /// lock). The leader empties it after releasing the lock; every waiter
     /// it wakes unparks `HELP_WAKE` more before returning, so a batch's
     /// waiters are woken by a growing tree of threads rather than one after
     /// another.
@@ -384,16 +462,11 @@ impl Shared {
         }
     }
 
-    /// Queues one unit and waits until it is acknowledged or failed,
-    /// leading group commits while it waits and no one else does.
-    ///
-    /// Waiting is per appender: the leader that finishes a batch sets the
-    /// state of exactly that batch's waiters and wakes them after releasing
-    /// the lock; a `DONE` appender returns without the lock.
-    pub(super) fn append_unit(&self, entries: &[&[u8]], crcs: &[u32]) -> Result<u64> {
+    /// Queues one unit (copied) and returns its first seq with the lock
+    /// still held. `notify`: wake the flusher if nobody leads (the caller
+    /// will not wait for the unit itself).
+    pub(super) fn enqueue(&self, entries: &[&[u8]], crcs: &[u32], notify: bool) -> Result<(Guard<'_>, u64)> {
         let bytes: u64 = entries.iter().map(|e| record_size(e.len())).sum();
-        let waiter = Waiter { state: AtomicU8::new(WAITING), thread: std::thread::current() };
-        let me: *const Waiter = &waiter;
         let mut st = self.state.lock();
         self.admit(&mut st, bytes)?;
         let first_seq = st.next_seq;
@@ -403,16 +476,8 @@ impl Shared {
                 format!("sequence numbers are exhausted: the log may not go beyond {MAX_SEQ}"),
             ));
         }
-        let unit = Unit {
-            entries: entries.as_ptr().cast(),
-            crcs: crcs.as_ptr(),
-            waiter: me,
-            count: entries.len(),
-            first_seq,
-            bytes,
-        };
-        let last_seq = unit.last_seq();
-        st.next_seq = last_seq + 1;
+        let unit = Unit::new(entries, crcs, first_seq, bytes);
+        st.next_seq = unit.last_seq() + 1;
         st.queue.push_back(unit);
         st.queued_entries += entries.len();
         st.pending_bytes += bytes;
@@ -421,81 +486,119 @@ impl Shared {
             // Only the appender that completes the group wakes the leader.
             self.joined.notify_one();
         }
-        let mut led = false;
-        let state = loop {
+        if notify && !st.leader && !st.lead_offered {
+            st.lead_offered = true;
+            self.work.notify_one();
+        }
+        Ok((st, first_seq))
+    }
+
+    /// `wait` for `seq` (1 ..= last assigned); `timeout` None waits for ever.
+    pub(super) fn wait(&self, seq: u64, timeout: Option<Duration>) -> Result<()> {
+        if seq != 0 && seq <= self.acked.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let st = self.state.lock();
+        st.check_assigned(seq)?;
+        self.wait_locked(st, seq, deadline).map_err(|e| match (e.errno(), timeout) {
+            (libc::ETIMEDOUT, Some(t)) => timed_out(seq, t),
+            _ => e,
+        })
+    }
+
+    /// Waits until `seq` is acknowledged, leading group commits while it
+    /// waits and no one else does.
+    pub(super) fn wait_locked<'a>(&'a self, mut st: Guard<'a>, seq: u64, deadline: Option<Instant>) -> Result<()> {
+        let waiter = Waiter { state: AtomicU8::new(WAITING), thread: std::thread::current() };
+        loop {
             // The lock is held here.
-            let state = waiter.state.load(Ordering::Acquire);
-            if state == DONE || state == FAILED {
-                break state;
+            if seq <= st.acked_seq {
+                self.leave(st);
+                return Ok(());
             }
-            if state == LEAD && waiter.state.compare_exchange(LEAD, WAITING, Ordering::Acquire, Ordering::Acquire).is_err() {
-                continue; // finished meanwhile
+            if let Some(poison) = &st.poison {
+                return Err(poison.error_for(seq, seq));
             }
-            if !st.leader && !st.queue.is_empty() && st.poison.is_none() {
-                if led {
-                    // Our unit missed the batch we led: wake the finished
-                    // ones before leading again.
-                    led = false;
-                    MutexGuard::unlocked(&mut st, || self.help_wake(usize::MAX));
-                    continue;
-                }
-                self.lead(&mut st, me);
-                led = true;
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                self.leave(st);
+                return Err(Error::new(libc::ETIMEDOUT, "timed out"));
+            }
+            // A timed wait never leads (a write and sync could outlast its
+            // timeout): the flusher, or the untimed waiter of a blocking
+            // append, writes those units.
+            if deadline.is_none() && !st.leader && !st.queue.is_empty() {
+                self.lead(&mut st);
+                MutexGuard::unlocked(&mut st, || self.help_wake(usize::MAX));
                 continue;
             }
+            waiter.state.store(WAITING, Ordering::Relaxed);
+            st.parked.push(Parked { seq, waiter: &waiter, may_lead: deadline.is_none() });
             drop(st);
             self.help_wake(usize::MAX);
-            let state = loop {
-                let state = waiter.state.load(Ordering::Acquire);
-                if state != WAITING {
-                    break state;
-                }
-                std::thread::park();
-            };
+            let state = park(&waiter, deadline);
             if state == DONE {
                 // Whoever finished our batch hands leadership on; we help
                 // waking the rest of it.
                 self.help_wake(HELP_WAKE);
-                return Ok(first_seq);
+                return Ok(());
             }
             st = self.state.lock();
-        };
-        let result = if state == DONE {
-            self.hand_off(&mut st);
-            Ok(first_seq)
-        } else {
-            let poison = st.poison.as_ref().expect("a failed unit means a poisoned log");
-            Err(poison.error_for(first_seq, last_seq))
-        };
+            if state == WAITING {
+                // Timed out: unregister, unless a signal came meanwhile
+                // (it was set under the lock we now hold).
+                if let Some(i) = st.parked.iter().position(|p| std::ptr::eq(p.waiter, &waiter)) {
+                    st.parked.swap_remove(i);
+                }
+            }
+            if waiter.state.load(Ordering::Acquire) == LEAD {
+                st.lead_offered = false;
+            }
+        }
+    }
+
+    /// Leaves `wait`: hands leadership on, releases the lock, then wakes
+    /// whoever the batches it led (and the hand-off) satisfied.
+    fn leave(&self, mut st: Guard<'_>) {
+        self.hand_off(&mut st);
         drop(st);
         self.help_wake(usize::MAX);
-        result
     }
 
-    /// A leader leaving with units still queued and nobody leading wakes
-    /// the first of them to lead (woken first). Appenders arriving
-    /// meanwhile lead too when they find no leader; whoever comes first.
-    fn hand_off(&self, st: &mut MutexGuard<'_, State>) {
-        if st.leader || st.poison.is_some() {
+    /// A thread leaving `wait` with units still queued and nobody leading
+    /// makes sure someone writes them: the flusher if it runs, else the
+    /// untimed waiter of the lowest seq (woken first). Appenders arriving meanwhile
+    /// lead too when they find no leader; whoever comes first.
+    fn hand_off(&self, st: &mut Guard<'_>) {
+        if st.leader || st.lead_offered || st.poison.is_some() || st.queue.is_empty() {
             return;
         }
-        let Some(front) = st.queue.front() else { return };
-        // SAFETY: a queued unit's appender waits (it cannot return before
-        // its state is DONE or FAILED, and the unit stays queued while we
-        // hold the lock).
-        let w = unsafe { &*front.waiter };
-        if w.state.compare_exchange(WAITING, LEAD, Ordering::Release, Ordering::Relaxed).is_ok() {
-            // `help_wake` pops from the end: this one goes first.
-            self.wake.lock().push(w.thread.clone());
+        if st.flusher {
+            st.lead_offered = true;
+            self.work.notify_one();
+            return;
         }
+        let leaders = (0..st.parked.len()).filter(|&i| st.parked[i].may_lead);
+        let Some(i) = leaders.min_by_key(|&i| st.parked[i].seq) else { return };
+        let parked = st.parked.swap_remove(i);
+        st.lead_offered = true;
+        // SAFETY: just unregistered. `help_wake` pops from the end: this one goes first.
+        let thread = unsafe { parked.signal(LEAD) };
+        self.wake.lock().push(thread);
     }
 
-    /// Waits until `bytes` more fit in `buffer_size` (or nothing is pending).
-    fn admit(&self, st: &mut MutexGuard<'_, State>, bytes: u64) -> Result<()> {
+    /// Waits until `bytes` more fit in `buffer_size` (or nothing is
+    /// pending). With no leader active it writes the queue itself.
+    fn admit(&self, st: &mut Guard<'_>, bytes: u64) -> Result<()> {
         loop {
             st.check_poison()?;
             if st.pending_bytes == 0 || st.pending_bytes + bytes <= self.cfg.buffer_size {
                 return Ok(());
+            }
+            if !st.leader && !st.queue.is_empty() {
+                self.lead(st);
+                MutexGuard::unlocked(st, || self.help_wake(usize::MAX));
+                continue;
             }
             st.space_waiters += 1;
             if st.leader_waiting {
@@ -507,10 +610,11 @@ impl Shared {
     }
 
     /// Runs one group commit from the queue; returns with the lock held and
-    /// the batch's threads in `wake` (`me`, the caller's own waiter, is only
-    /// marked), to be woken by `help_wake` once the lock is released.
-    fn lead(&self, st: &mut MutexGuard<'_, State>, me: *const Waiter) {
+    /// the threads of the waiters it satisfied in `wake`, to be woken by
+    /// `help_wake` once the lock is released.
+    pub(super) fn lead(&self, st: &mut Guard<'_>) {
         st.leader = true;
+        st.lead_offered = false;
         self.gather(st);
         if st.queue.is_empty() {
             // A failed sync poisoned the log (and dropped the queue) meanwhile.
@@ -521,14 +625,16 @@ impl Shared {
         let mut scratch = std::mem::take(&mut st.scratch);
         let plan = st.plan(&self.cfg, &mut scratch.units);
         let outcome = MutexGuard::unlocked(st, || {
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.write_batch(&plan, &mut scratch)))
-                .unwrap_or_else(|payload| Err(panic_error(payload)))
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.write_batch(&plan, &mut scratch)))
+                .unwrap_or_else(|payload| Err(panic_error(payload)));
+            // The I/O is over: the units' memory goes now, outside the lock.
+            scratch.release();
+            outcome
         });
-        st.finish(&plan, outcome, &self.metrics, &scratch.units, me, &mut self.wake.lock());
-        scratch.release();
+        st.finish(self, &plan, outcome, &mut self.wake.lock());
         st.scratch = scratch;
         st.leader = false;
-        if st.space_waiters > 0 {
+        if st.space_waiters > 0 || st.poison.is_some() {
             self.progress.notify_all();
         }
     }
@@ -536,7 +642,7 @@ impl Shared {
     /// Gives appenders that are on their way a moment to join the batch:
     /// only while fewer units are queued than the previous batch had, the
     /// batch is not full and nobody waits for buffer space.
-    fn gather(&self, st: &mut MutexGuard<'_, State>) {
+    fn gather(&self, st: &mut Guard<'_>) {
         if self.cfg.flush_timeout_us == 0 {
             return;
         }
@@ -563,6 +669,7 @@ impl Shared {
     /// The I/O of one group commit, without the lock: rotate if planned,
     /// one writev, one fdatasync (when `sync_after_batch`).
     fn write_batch(&self, plan: &Plan, scratch: &mut Scratch) -> Result<Written> {
+        let batch = Some((plan.first_seq, plan.last_seq));
         let context = |e: Error| e.context(format_args!("append of entries {}..={}", plan.first_seq, plan.last_seq));
         let (segment, offset, stamp) = if plan.rotate {
             // Rotation synced everything before this batch.
@@ -571,11 +678,11 @@ impl Shared {
             (plan.segment.clone(), plan.offset, plan.durable_seq)
         };
         let iov = scratch.build(segment.salt, stamp);
-        // SAFETY: the iovecs point into the scratch arena and the queued
-        // units' slices, all valid until this returns (see `Unit`).
+        // SAFETY: the iovecs point into the scratch arena and its units'
+        // payloads, all valid until this returns.
         unsafe { segment.file.writev_at_raw(iov.as_ptr(), iov.len(), offset) }.map_err(context)?;
         let durable_seq = if self.cfg.sync_after_batch {
-            self.timed_datasync(&segment).map_err(context)?;
+            self.datasync(&segment, batch).map_err(context)?;
             plan.last_seq
         } else {
             stamp
@@ -584,45 +691,100 @@ impl Shared {
         Ok(Written { new_segment, end: offset + plan.bytes, durable_seq })
     }
 
-    /// fdatasync of a segment, timed for the metrics.
-    fn timed_datasync(&self, segment: &Segment) -> Result<()> {
+    /// fdatasync of a segment, serialized with every other sync of the
+    /// log: Linux reports a writeback error to one fdatasync of a file
+    /// only, so an overlapping one could succeed over lost data. A failure
+    /// poisons the log before the next sync may start (`batch` names the
+    /// entries it fails), and a success re-checks poisoning.
+    fn datasync(&self, segment: &Segment, batch: Option<(u64, u64)>) -> Result<()> {
+        let _one_at_a_time = self.syncing.lock();
         let start = Instant::now();
         let result = segment.file.datasync();
         self.metrics.fdatasync(start.elapsed());
-        result
+        let mut st = self.state.lock();
+        match result {
+            Ok(()) => st.check_poison(),
+            Err(e) => {
+                st.poison(e.clone(), batch, &self.metrics, &mut self.wake.lock());
+                self.progress.notify_all();
+                Err(e)
+            }
+        }
     }
 
     /// Seals the full segment, makes it durable, and creates the next one.
     fn rotate(&self, plan: &Plan) -> Result<Segment> {
         plan.segment.write_seal(plan.offset, plan.first_seq, plan.durable_seq)?;
-        self.timed_datasync(&plan.segment)?;
+        self.datasync(&plan.segment, Some((plan.first_seq, plan.last_seq)))?;
         Segment::create(&self.rt, &self.dir, plan.first_seq, self.cfg.segment_size)
     }
 
-    /// fdatasync of the active segment, covering every acknowledged entry
-    /// (earlier segments were synced when they were sealed).
+    /// Writes everything appended so far and makes it durable (earlier
+    /// segments were synced when they were sealed).
     pub(super) fn sync(&self) -> Result<()> {
-        let (segment, target) = {
-            let st = self.state.lock();
-            st.check_poison()?;
-            if st.durable_seq >= st.acked_seq {
-                return Ok(());
-            }
-            (st.active.clone(), st.acked_seq)
+        let st = self.state.lock();
+        st.check_poison()?;
+        let last = st.next_seq - 1;
+        let st = if last > st.acked_seq {
+            self.wait_locked(st, last, None)?;
+            self.state.lock()
+        } else {
+            st
         };
-        let result = self.timed_datasync(&segment);
+        if st.durable_seq >= last {
+            return st.check_poison();
+        }
+        let (segment, target) = (st.active.clone(), st.acked_seq);
+        drop(st);
+        let result = self.datasync(&segment, None);
+        self.help_wake(usize::MAX);
+        result?;
         let mut st = self.state.lock();
-        match result {
-            Ok(()) => {
-                st.durable_seq = st.durable_seq.max(target);
-                Ok(())
+        st.durable_seq = st.durable_seq.max(target);
+        self.publish(&st);
+        Ok(())
+    }
+
+    /// The flusher thread: writes what is queued whenever nobody else
+    /// leads, until the log is dropped and the queue is empty.
+    pub(super) fn flush_loop(&self) {
+        let mut st = self.state.lock();
+        loop {
+            st.lead_offered = false;
+            if !st.leader && !st.queue.is_empty() && st.poison.is_none() {
+                let logs = crate::log::defer();
+                self.lead(&mut st);
+                MutexGuard::unlocked(&mut st, || {
+                    self.help_wake(usize::MAX);
+                    drop(logs);
+                });
+                continue;
             }
-            Err(e) => {
-                st.poison(e.clone(), None, &self.metrics, &mut self.wake.lock());
-                self.progress.notify_all();
-                drop(st);
-                self.help_wake(usize::MAX);
-                Err(e)
+            if st.shutdown && (st.queue.is_empty() || st.poison.is_some()) {
+                st.flusher = false;
+                return;
+            }
+            self.work.wait(&mut st);
+        }
+    }
+}
+
+/// Sleeps until the waiter's state changes or `deadline` passes; returns
+/// the state (`WAITING` on timeout).
+fn park(waiter: &Waiter, deadline: Option<Instant>) -> u8 {
+    loop {
+        let state = waiter.state.load(Ordering::Acquire);
+        if state != WAITING {
+            return state;
+        }
+        match deadline {
+            None => std::thread::park(),
+            Some(d) => {
+                let now = Instant::now();
+                if now >= d {
+                    return WAITING;
+                }
+                std::thread::park_timeout(d - now);
             }
         }
     }

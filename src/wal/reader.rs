@@ -53,9 +53,10 @@ impl WalReader {
     /// The next entry as `(seq, payload)`, or `None` when every entry
     /// acknowledged so far has been returned. The payload is valid until
     /// the next call. `EBADMSG` (naming the file and offset) if a record
-    /// does not verify.
+    /// does not verify; `EBUSY` in a forked child (the log is the parent's).
     #[allow(clippy::should_implement_trait)]
     pub fn next(&mut self) -> Result<Option<(u64, &[u8])>> {
+        self.shared.check_owner()?;
         loop {
             if self.next_seq > self.acked_seq {
                 self.refresh()?;

@@ -38,7 +38,7 @@ from ctypes import (
     c_void_p,
 )
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, ClassVar, Dict, List, Mapping, Optional, Sequence, Tuple
 
 __all__ = [
     "LibraryNotFoundError",
@@ -46,6 +46,7 @@ __all__ = [
     "LIBRARY_PATH",
     "MISSING",
     "lib",
+    "hot",
     "find_library",
     "candidate_paths",
 ]
@@ -81,6 +82,8 @@ RIO_BUF_ALIGN = 4096
 RIO_WAL_RECOVER_TOLERATE_TAIL = 0
 RIO_WAL_RECOVER_STRICT = 1
 RIO_WAL_MAX_ENTRY = 64 << 20
+RIO_WAL_MAX_BATCH = 1 << 16
+RIO_WAL_WAIT_FOREVER = -1
 
 RIO_METRIC_OP_READ = 0
 RIO_METRIC_OP_WRITE = 1
@@ -124,25 +127,25 @@ RIO_LOG_TRACE = 5
 class rio_runtime_t(Structure):
     """Opaque ``rio_runtime_t``."""
 
-    _fields_: List[Tuple[str, Any]] = []
+    _fields_: ClassVar[List[Tuple[str, Any]]] = []
 
 
 class rio_file_t(Structure):
     """Opaque ``rio_file_t``."""
 
-    _fields_: List[Tuple[str, Any]] = []
+    _fields_: ClassVar[List[Tuple[str, Any]]] = []
 
 
 class rio_wal_t(Structure):
     """Opaque ``rio_wal_t``."""
 
-    _fields_: List[Tuple[str, Any]] = []
+    _fields_: ClassVar[List[Tuple[str, Any]]] = []
 
 
 class rio_wal_reader_t(Structure):
     """Opaque ``rio_wal_reader_t``."""
 
-    _fields_: List[Tuple[str, Any]] = []
+    _fields_: ClassVar[List[Tuple[str, Any]]] = []
 
 
 class rio_queue_t(Structure):
@@ -328,6 +331,9 @@ SIGNATURES: Dict[str, Tuple[Any, Sequence[Any]]] = {
     "rio_wal_open": (c_int, [rio_runtime_p, c_char_p, POINTER(rio_wal_config_t), POINTER(rio_wal_p)]),
     "rio_wal_append": (c_int, [rio_wal_p, c_void_p, c_size_t, POINTER(c_uint64)]),
     "rio_wal_append_batch": (c_int, [rio_wal_p, POINTER(rio_slice_t), c_size_t, POINTER(c_uint64)]),
+    "rio_wal_append_async": (c_int, [rio_wal_p, c_void_p, c_size_t, POINTER(c_uint64)]),
+    "rio_wal_wait": (c_int, [rio_wal_p, c_uint64, c_int64]),
+    "rio_wal_durable_seq": (c_uint64, [rio_wal_p]),
     "rio_wal_sync": (c_int, [rio_wal_p]),
     "rio_wal_last_seq": (c_uint64, [rio_wal_p]),
     "rio_wal_truncate_before": (c_int, [rio_wal_p, c_uint64]),
@@ -338,6 +344,16 @@ SIGNATURES: Dict[str, Tuple[Any, Sequence[Any]]] = {
     ),
     "rio_wal_reader_close": (None, [rio_wal_reader_p]),
     "rio_wal_close": (c_int, [rio_wal_p]),
+}
+
+#: Hot-path twins of the positioned read and write: the same symbols, the
+#: file declared as ``c_void_p`` so :mod:`rio.file` passes its handle's
+#: address as an int; ctypes then skips the ``POINTER(rio_file_t)`` instance
+#: check and conversion, a measurable part of a 4 KiB call (docs/bindings.md,
+#: "Per-call cost"). Only rio.file calls them, with a live File's own handle.
+HOT_SIGNATURES: Dict[str, Tuple[Any, Sequence[Any]]] = {
+    "rio_file_read_at": (c_int64, [c_void_p, c_void_p, c_size_t, c_uint64]),
+    "rio_file_write_at": (c_int64, [c_void_p, c_void_p, c_size_t, c_uint64]),
 }
 
 # --------------------------------------------------------------------------
@@ -428,12 +444,16 @@ def find_library(
     )
 
 
-def _declare(handle: Any) -> Tuple[Dict[str, Any], List[str]]:
+def _declare(
+    handle: Any, signatures: Mapping[str, Tuple[Any, Sequence[Any]]]
+) -> Tuple[Dict[str, Any], List[str]]:
+    """Declares every function of ``signatures`` on its own function object
+    (``handle[name]`` is a new one each time, so two tables never share one)."""
     funcs: Dict[str, Any] = {}
     missing: List[str] = []
-    for name, (restype, argtypes) in SIGNATURES.items():
+    for name, (restype, argtypes) in signatures.items():
         try:
-            fn = getattr(handle, name)
+            fn = handle[name]
         except AttributeError:
             missing.append(name)
             funcs[name] = _missing_stub(name)
@@ -467,5 +487,6 @@ class _Lib:
 
 
 _handle, LIBRARY_PATH = find_library()
-_funcs, MISSING = _declare(_handle)
+_funcs, MISSING = _declare(_handle, SIGNATURES)
 lib = _Lib(_funcs)
+hot = _Lib(_declare(_handle, HOT_SIGNATURES)[0])

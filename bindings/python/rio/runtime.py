@@ -228,6 +228,7 @@ class Runtime:
 
     @property
     def closed(self) -> bool:
+        """True once :meth:`close` ran."""
         return self._handle is None or self._handle.closed
 
     def close(self) -> None:
@@ -302,7 +303,7 @@ class Runtime:
             if rc < 0:
                 raise make_error(rc)
         ops = {
-            name: OpMetrics(**{f: getattr(m.ops[i], f) for f, _ in L.rio_op_metrics_t._fields_})
+            name: OpMetrics(**{f: getattr(m.ops[i], f) for f, *_ in L.rio_op_metrics_t._fields_})
             for i, name in enumerate(METRIC_OPS)
         }
         return Metrics(

@@ -98,6 +98,7 @@ class Wal:
 
     @property
     def closed(self) -> bool:
+        """True once :meth:`close` ran."""
         return self._handle is None or self._handle.closed
 
     def close(self) -> None:
@@ -168,6 +169,50 @@ class Wal:
         del views
         return first.value
 
+    def append_async(self, data: BytesLike) -> int:
+        """Appends one entry without waiting for it to be durable: the
+        library copies it and assigns its sequence number, which this
+        returns. Blocks only while ``buffer_size`` bytes already wait to be
+        written. Entries become durable in order; :meth:`wait` or
+        :attr:`durable_seq` tell when."""
+        h = self._acquire_check()
+        seq = ctypes.c_uint64()
+        addr, n, keep = rbuf(data)
+        with h as w:
+            rc = lib.rio_wal_append_async(w, addr, n, ctypes.byref(seq))
+            if rc < 0:
+                raise make_error(rc)
+        del keep
+        return seq.value
+
+    def wait(self, seq: int, timeout: Optional[float] = None) -> None:
+        """Waits until every entry up to ``seq`` is durable (written, with
+        ``sync_after_batch=False``). ``timeout`` in seconds (``None``: no
+        limit, 0: poll); raises ``TimeoutError`` when it passes first,
+        ``OSError(EIO)`` when the log is poisoned, ``OSError(EINVAL)`` for a
+        seq never assigned. The GIL is released while waiting."""
+        h = self._acquire_check()
+        seq = int(seq)
+        if not 0 <= seq < 1 << 64:
+            raise ValueError(f"seq out of range: {seq}")
+        if timeout is None:
+            timeout_us = L.RIO_WAL_WAIT_FOREVER
+        else:
+            if timeout < 0:
+                raise ValueError(f"timeout must be None or >= 0 seconds, not {timeout!r}")
+            timeout_us = min(int(timeout * 1_000_000), (1 << 63) - 1)
+        with h as w:
+            rc = lib.rio_wal_wait(w, seq, timeout_us)
+            if rc < 0:
+                raise make_error(rc)
+
+    @property
+    def durable_seq(self) -> int:
+        """Every entry up to this sequence number is durable (0: none yet)."""
+        h = self._acquire_check()
+        with h as w:
+            return int(lib.rio_wal_durable_seq(w))
+
     def sync(self) -> None:
         """Makes every appended entry durable (for configs that do not sync
         each append)."""
@@ -179,7 +224,9 @@ class Wal:
 
     @property
     def last_seq(self) -> int:
-        """The sequence number of the last entry (0 for an empty log)."""
+        """The sequence number of the last acknowledged entry (0 for an
+        empty log; an :meth:`append_async` entry counts once :meth:`wait`
+        would return for it)."""
         h = self._acquire_check()
         with h as w:
             return int(lib.rio_wal_last_seq(w))
@@ -243,6 +290,7 @@ class WalReader:
 
     @property
     def closed(self) -> bool:
+        """True once :meth:`close` ran."""
         return self._handle is None or self._handle.closed
 
     def close(self) -> None:
@@ -282,7 +330,7 @@ class WalReader:
                 self._done = True
             else:
                 # Copy now: the data is valid only until the next call.
-                payload = ctypes.string_at(data.value, n.value) if n.value else b""
+                payload = ctypes.string_at(data.value or 0, n.value) if n.value else b""
         if self._done:
             self.close()
             raise StopIteration

@@ -374,3 +374,103 @@ def test_corruption_before_tail(rt: rio.Runtime, wal_dir: Path) -> None:
             got = all_entries(w)
             assert got == [(i, entry(i, 256)) for i in range(1, len(got) + 1)]
             assert len(got) < 3
+
+
+# -- asynchronous acknowledgement ------------------------------------------
+
+
+def test_append_async_wait_and_durable_seq(rt: rio.Runtime, wal_dir: Path) -> None:
+    with rt.open_wal(wal_dir) as w:
+        seqs = [w.append_async(entry(i)) for i in range(1, 301)]
+        assert seqs == list(range(1, 301))
+        w.wait(150)
+        assert w.durable_seq >= 150
+        w.wait(300, timeout=30.0)
+        assert w.durable_seq == 300
+        assert w.last_seq == 300
+        assert w.append(b"blocking") == 301
+    with rt.open_wal(wal_dir) as w:
+        assert [d for _, d in w.replay()][:300] == [entry(i) for i in range(1, 301)]
+
+
+def test_wait_bad_input(rt: rio.Runtime, wal_dir: Path) -> None:
+    with rt.open_wal(wal_dir) as w:
+        for seq in (0, 1):
+            with pytest.raises(OSError) as e:
+                w.wait(seq)
+            assert e.value.errno == errno.EINVAL
+            assert "never assigned" in str(e.value)
+        with pytest.raises(ValueError):
+            w.wait(-1)
+        seq = w.append_async(memoryview(b"view"))
+        with pytest.raises(ValueError):
+            w.wait(seq, timeout=-0.5)
+        w.wait(seq, timeout=None)
+        with pytest.raises(OSError) as e:
+            w.append_async(b"x" * (rio._lib.RIO_WAL_MAX_ENTRY + 1))
+        assert e.value.errno == errno.EINVAL
+    with pytest.raises(ValueError):
+        w.wait(1)
+    with pytest.raises(ValueError):
+        w.durable_seq
+
+
+def test_wait_timeout_then_success(backend: str, wal_dir: Path) -> None:
+    with rio.Runtime(backend, fault_injection=True) as frt, frt.open_wal(wal_dir) as w:
+        frt.add_fault("fdatasync", action="delay", delay_us=400_000)
+        seq = w.append_async(b"slow")
+        with pytest.raises(TimeoutError):
+            w.wait(seq, timeout=0.02)
+        with pytest.raises(TimeoutError):
+            w.wait(seq, timeout=0)
+        assert w.durable_seq < seq
+        w.wait(seq)
+        assert w.durable_seq == seq
+
+
+def test_wait_after_a_failed_sync_raises_eio(backend: str, wal_dir: Path) -> None:
+    with rio.Runtime(backend, fault_injection=True) as frt:
+        w = frt.open_wal(wal_dir)
+        good = w.append_async(b"good")
+        w.wait(good)
+        frt.add_fault("fdatasync", error=errno.EIO)
+        seqs = []
+        for i in range(50):
+            try:
+                seqs.append(w.append_async(entry(i)))
+            except OSError as e:
+                assert e.errno == errno.EIO
+        assert seqs
+        for seq in seqs:
+            with pytest.raises(OSError) as e:
+                w.wait(seq)
+            assert e.value.errno == errno.EIO
+        w.wait(good)
+        assert w.durable_seq == good
+        with pytest.raises(OSError):
+            w.close()
+
+
+def test_threads_append_async(rt: rio.Runtime, wal_dir: Path) -> None:
+    with rt.open_wal(wal_dir) as w:
+        errors: List[BaseException] = []
+
+        def work(t: int) -> None:
+            try:
+                last = 0
+                for i in range(200):
+                    last = w.append_async(entry(t * 1000 + i))
+                    if i % 40 == 39:
+                        w.wait(last)
+                w.wait(last)
+            except BaseException as e:  # pragma: no cover
+                errors.append(e)
+
+        threads = [threading.Thread(target=work, args=(t,)) for t in range(4)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        assert not errors
+        assert w.durable_seq == 800
+        assert len(all_entries(w)) == 800
