@@ -69,8 +69,7 @@ class _LoopQueue:
                 raise make_error(rc)
         finally:
             h.release()
-        self.q = out
-        self.depth = 0  # learned from the first EAGAIN; 0 = not full yet
+        self.q: Optional[Any] = out
         self.ops: Dict[int, _Pending] = {}
         self.backlog: Deque[Tuple[L.rio_op_t, _Pending]] = collections.deque()
         self.next_token = 1
@@ -88,7 +87,7 @@ class _LoopQueue:
 
     # -- pushing ---------------------------------------------------------
 
-    def start(self, opcode: int, file: Any, addr: int, n: int, offset: int, pending: _Pending) -> None:
+    def start(self, opcode: int, file: Any, addr: Optional[int], n: int, offset: int, pending: _Pending) -> None:
         """Pushes one op (or keeps it until a slot frees); raises for a bad op.
 
         The push copies the op, so one reusable struct serves every push; an
@@ -254,6 +253,7 @@ class AsyncFile:
 
     @property
     def closed(self) -> bool:
+        """True once :meth:`close` was called."""
         return self._closing or self._file.closed
 
     async def close(self) -> None:
