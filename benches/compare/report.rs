@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use crate::opts::Opts;
 use crate::sys::Machine;
 use crate::{
-    peer_title, wal, Metric, Results, ALL_PEERS, FIO, PY_ASYNCIO, PY_EXECUTOR, QUEUE_PEERS, RIO_BATCH, RIO_POOL, RIO_QUEUE,
+    peer_title, wal, Metric, Results, ALL_PEERS, FIO, GO_GOROUTINES, PY_ASYNCIO, PY_EXECUTOR, QUEUE_PEERS, RIO_BATCH, RIO_POOL, RIO_QUEUE,
     RIO_QUEUE_POOL, RIO_URING, STD, TOKIO,
 };
 
@@ -109,40 +109,49 @@ impl Report<'_> {
             let _ = writeln!(s);
             let _ = writeln!(
                 s,
-                "| queue workload (IOPS) | rio queue | rio queue (pool) | rio batch-then-drain | fio io_uring | queue/fio | queue/batch | CPU µs/op queue | CPU µs/op batch | CPU µs/op fio | CPU queue/fio | spread |"
+                "| queue workload (IOPS) | rio queue | rio queue (pool) | rio batch-then-drain | Go goroutines | fio io_uring | queue/fio | queue/batch | queue/Go | CPU µs/op queue | CPU µs/op batch | CPU µs/op Go | CPU µs/op fio | CPU queue/fio | spread |"
             );
-            let _ = writeln!(s, "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
+            let _ = writeln!(s, "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
             for w in rows {
                 let q = self.res.median(&w.id, RIO_QUEUE);
                 let _ = writeln!(
                     s,
-                    "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                    "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                     w.title,
                     self.cell(&w.id, RIO_QUEUE),
                     self.cell(&w.id, RIO_QUEUE_POOL),
                     self.cell(&w.id, RIO_BATCH),
+                    self.cell(&w.id, GO_GOROUTINES),
                     self.cell(&w.id, FIO),
                     show_ratio(ratio(q, self.res.median(&w.id, FIO))),
                     show_ratio(ratio(q, self.res.median(&w.id, RIO_BATCH))),
+                    show_ratio(ratio(q, self.res.median(&w.id, GO_GOROUTINES))),
                     self.show_cpu(&w.id, RIO_QUEUE),
                     self.show_cpu(&w.id, RIO_BATCH),
+                    self.show_cpu(&w.id, GO_GOROUTINES),
                     self.show_cpu(&w.id, FIO),
                     show_ratio(ratio(self.cpu_per_op(&w.id, RIO_QUEUE), self.cpu_per_op(&w.id, FIO))),
-                    show_spread(self.spread(&w.id, &[RIO_QUEUE, RIO_QUEUE_POOL, RIO_BATCH, FIO]))
+                    show_spread(self.spread(&w.id, &[RIO_QUEUE, RIO_QUEUE_POOL, RIO_BATCH, GO_GOROUTINES, FIO]))
                 );
             }
         }
         if let Some(w) = self.res.workloads.iter().find(|w| w.id == "queue-python-asyncio-32") {
             let _ = writeln!(s);
-            let _ = writeln!(s, "| Python asyncio workload (IOPS) | rio.AsyncFile | run_in_executor(os.preadv) | AsyncFile/executor | spread |");
-            let _ = writeln!(s, "|---|--:|--:|--:|--:|");
             let _ = writeln!(
                 s,
-                "| {} | {} | {} | {} | {} |",
+                "| Python asyncio workload (IOPS) | rio.AsyncFile | run_in_executor(os.preadv) | AsyncFile/executor | CPU µs/op AsyncFile | CPU µs/op executor | CPU executor/AsyncFile | spread |"
+            );
+            let _ = writeln!(s, "|---|--:|--:|--:|--:|--:|--:|--:|");
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} | {} | {} | {} | {} |",
                 w.title,
                 self.cell(&w.id, PY_ASYNCIO),
                 self.cell(&w.id, PY_EXECUTOR),
                 show_ratio(ratio(self.res.median(&w.id, PY_ASYNCIO), self.res.median(&w.id, PY_EXECUTOR))),
+                self.show_cpu(&w.id, PY_ASYNCIO),
+                self.show_cpu(&w.id, PY_EXECUTOR),
+                show_ratio(ratio(self.cpu_per_op(&w.id, PY_EXECUTOR), self.cpu_per_op(&w.id, PY_ASYNCIO))),
                 show_spread(self.spread(&w.id, &[PY_ASYNCIO, PY_EXECUTOR]))
             );
         }
@@ -406,7 +415,7 @@ impl Report<'_> {
                         ratios.insert(format!("rio-uring/{p}"), json!(x));
                     }
                 }
-                for (a, b) in [(RIO_QUEUE, FIO), (RIO_QUEUE, RIO_BATCH), (PY_ASYNCIO, PY_EXECUTOR)] {
+                for (a, b) in [(RIO_QUEUE, FIO), (RIO_QUEUE, RIO_BATCH), (RIO_QUEUE, GO_GOROUTINES), (PY_ASYNCIO, PY_EXECUTOR)] {
                     if let Some(x) = ratio(r.median(&w.id, a), r.median(&w.id, b)) {
                         ratios.insert(format!("{a}/{b}"), json!(x));
                     }
@@ -466,6 +475,7 @@ impl Report<'_> {
             (RIO_QUEUE, "#9467bd"),
             (RIO_QUEUE_POOL, "#c5b0d5"),
             (RIO_BATCH, "#d62728"),
+            (GO_GOROUTINES, "#8c564b"),
             (PY_ASYNCIO, "#9467bd"),
             (PY_EXECUTOR, "#17becf"),
         ];

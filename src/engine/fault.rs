@@ -428,6 +428,12 @@ impl Backend for FaultBackend {
         self.inner.kind()
     }
 
+    /// Queue ops run through `execute` (so rules and the power-loss journal
+    /// see them), synchronously when they start: a testing tool, not fast.
+    fn queue_machinery(&self, _depth: u32) -> crate::Result<super::queue::Machinery> {
+        Ok(super::queue::Machinery::Inline)
+    }
+
     unsafe fn execute(&self, ops: &mut [Op]) {
         if self.crashed.load(Ordering::SeqCst) {
             ops.iter_mut().for_each(|op| op.result = -(libc::EIO as i64));
