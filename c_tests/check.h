@@ -12,12 +12,24 @@
  *                                NULL); returns NULL and prints SKIP when
  *                                io_uring is unavailable on this machine,
  *                                unless RIO_CTEST_REQUIRE_IO_URING=1.
+ *   check_in_child(fn)           runs fn() in a forked child and adds the
+ *                                child's check counts to ours;
+ *   check_block_io_uring()       installs a seccomp filter that makes
+ *                                io_uring_setup fail with EPERM, as Docker's
+ *                                default profile does (x86-64 only).
  * Counters are atomic so CHECK may be used from several threads. */
 #ifndef RIO_CHECK_H
 #define RIO_CHECK_H
 
 #include <dirent.h>
 #include <errno.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <stddef.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <ftw.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -201,6 +213,23 @@ static inline long check_fd_flags(const char *path) {
     return flags;
 }
 
+/* What check_op leaves in `result`, so a test sees whether it was set. */
+#define CHECK_OP_SENTINEL ((int64_t)-12345)
+
+/* A rio_op_t with every field given (flags 0, result CHECK_OP_SENTINEL). */
+static inline rio_op_t check_op(uint32_t opcode, rio_file_t *f, void *buf, uint64_t len, uint64_t off, uint64_t ud) {
+    rio_op_t op;
+    memset(&op, 0, sizeof op);
+    op.opcode = opcode;
+    op.file = f;
+    op.buf = buf;
+    op.len = len;
+    op.offset = off;
+    op.result = CHECK_OP_SENTINEL;
+    op.user_data = ud;
+    return op;
+}
+
 static const uint32_t check_backends[2] = {RIO_BACKEND_IO_URING, RIO_BACKEND_THREAD_POOL};
 
 /* Runs fn(rt) once per enabled backend, each on a fresh default runtime. */
@@ -240,6 +269,75 @@ static inline int check_verify(const void *buf, size_t len, uint64_t seed, uint6
         if (p[i] != check_pattern(seed, start + i))
             return 0;
     return 1;
+}
+
+/* Runs fn() in a forked child; the child's check counts come back through
+ * a pipe and are added to ours. With `threads_inherited` (the parent had
+ * threads running, e.g. a thread-pool runtime), the child ends by exec'ing
+ * /bin/true: the memory of the parent's threads, which do not exist in the
+ * child, is unreachable there, and valgrind would report it as leaked. */
+static inline void check_in_child_ex(void (*fn)(void), int threads_inherited) {
+    int fds[2];
+    if (pipe(fds) != 0) {
+        perror("pipe");
+        check_failed++;
+        return;
+    }
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(fds[0]);
+        fn();
+        int counts[2] = {atomic_load(&check_passed), atomic_load(&check_failed)};
+        if (write(fds[1], counts, sizeof counts) != (ssize_t)sizeof counts)
+            _exit(2);
+        fflush(stdout);
+        fflush(stderr);
+        if (threads_inherited)
+            execl("/bin/true", "true", (char *)NULL);
+        _exit(0);
+    }
+    close(fds[1]);
+    int before[2] = {atomic_load(&check_passed), atomic_load(&check_failed)};
+    int counts[2] = {0, 0};
+    ssize_t n = read(fds[0], counts, sizeof counts);
+    close(fds[0]);
+    int status = 0;
+    CHECK_EQ(waitpid(pid, &status, 0), pid);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    CHECK_EQ(n, sizeof counts);
+    /* The child's counters started as copies of ours: add what it added. */
+    if (n == (ssize_t)sizeof counts) {
+        check_passed += counts[0] - before[0];
+        check_failed += counts[1] - before[1];
+    }
+}
+
+static inline void check_in_child(void (*fn)(void)) {
+    check_in_child_ex(fn, 0);
+}
+
+/* Makes io_uring_setup fail with EPERM in this process from now on (a
+ * seccomp filter, as Docker's default profile); 0 on success. The filter
+ * matches x86-64 only: call it only there. */
+static inline int check_block_io_uring(void) {
+    struct sock_filter filter[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW), /* other arches: not filtered */
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_setup, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (EPERM & SECCOMP_RET_DATA)),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+    struct sock_fprog prog = {.len = sizeof filter / sizeof filter[0], .filter = filter};
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 || prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) != 0) {
+        perror("seccomp");
+        check_failed++;
+        return -1;
+    }
+    return 0;
 }
 
 #endif

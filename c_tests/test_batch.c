@@ -14,20 +14,9 @@ static const char *fpath(char *buf, size_t cap, const char *name) {
 }
 
 #define RWCT (RIO_OPEN_READ | RIO_OPEN_WRITE | RIO_OPEN_CREATE | RIO_OPEN_TRUNCATE)
-#define SENTINEL ((int64_t)-12345)
+#define SENTINEL CHECK_OP_SENTINEL
 
-static rio_op_t op_rw(uint32_t opcode, rio_file_t *f, void *buf, uint64_t len, uint64_t off, uint64_t ud) {
-    rio_op_t op;
-    memset(&op, 0, sizeof op);
-    op.opcode = opcode;
-    op.file = f;
-    op.buf = buf;
-    op.len = len;
-    op.offset = off;
-    op.result = SENTINEL;
-    op.user_data = ud;
-    return op;
-}
+#define op_rw check_op
 
 static rio_op_t op_sync(uint32_t opcode, rio_file_t *f, uint64_t ud) {
     return op_rw(opcode, f, NULL, 0, 0, ud);
@@ -264,7 +253,7 @@ static void test_large_batch(uint32_t backend) {
     if (!rt)
         return;
     check_ctx = check_backend_name(backend);
-    rio_capabilities_t caps;
+    rio_capabilities_t caps = {.struct_size = sizeof(rio_capabilities_t)};
     CHECK_EQ(rio_runtime_capabilities(rt, &caps), 0);
     CHECK_EQ(caps.max_concurrent_ops, 16);
 
@@ -390,9 +379,89 @@ static void test_cross_runtime(void) {
     rio_runtime_close(p);
 }
 
+/* Fsync and fdatasync ops ignore buf, len and offset, as the header says:
+ * an unaligned offset on an O_DIRECT file, or offset ~0, in a sync op must
+ * neither fail the batch nor the op (it used to fail the whole batch with
+ * -EINVAL, the sync checked like a transfer). */
+static void test_sync_ignores_fields(rio_runtime_t *rt) {
+    char pa[512], pd[512];
+    rio_file_t *a = open_ok(rt, fpath(pa, sizeof pa, "sync-a"), RWCT);
+    rio_file_t *d = NULL;
+    CHECK_EQ(rio_file_open(rt, fpath(pd, sizeof pd, "sync-direct"), RWCT | RIO_OPEN_DIRECT, 0644, &d), 0);
+    char *abuf = rio_buf_alloc(4096);
+    char junk[3];
+    if (!a || !d || !abuf)
+        goto out;
+    check_fill(abuf, 4096, 11, 0);
+    rio_op_t ops[6] = {
+        op_rw(RIO_OP_WRITE, d, abuf, 4096, 0, 1),
+        op_rw(RIO_OP_FSYNC, d, junk, 3, 7, 2),                 /* unaligned everything */
+        op_rw(RIO_OP_FDATASYNC, d, (void *)1, 1, UINT64_MAX, 3), /* offset ~0 */
+        op_rw(RIO_OP_FSYNC, a, NULL, 123, UINT64_MAX, 4),      /* NULL buf, non-zero len */
+        op_rw(RIO_OP_FDATASYNC, a, junk, UINT64_MAX, (uint64_t)1 << 63, 5),
+        op_rw(RIO_OP_WRITE, a, abuf, 100, 0, 6),
+    };
+    CHECK_EQ(rio_submit_batch(rt, ops, 6), 6);
+    CHECK_EQ(ops[0].result, 4096);
+    for (int i = 1; i < 5; i++)
+        CHECK_EQ(ops[i].result, 0);
+    CHECK_EQ(ops[5].result, 100);
+    CHECK_EQ(rio_file_size(d), 4096);
+    /* Alone (one op goes the single-op path), on both kinds of file. */
+    rio_op_t one = op_rw(RIO_OP_FDATASYNC, d, NULL, 5, 1, 7);
+    CHECK_EQ(rio_submit_batch(rt, &one, 1), 1);
+    CHECK_EQ(one.result, 0);
+    one = op_rw(RIO_OP_FSYNC, a, NULL, 0, UINT64_MAX, 8);
+    CHECK_EQ(rio_submit_batch(rt, &one, 1), 1);
+    CHECK_EQ(one.result, 0);
+    /* Transfers are still checked: the same offsets on a write fail. */
+    rio_op_t bad[2] = {op_sync(RIO_OP_FSYNC, d, 9), op_rw(RIO_OP_WRITE, d, abuf, 4096, 7, 10)};
+    CHECK_ERR(rio_submit_batch(rt, bad, 2), -EINVAL, "ops[1]");
+    bad[1] = op_rw(RIO_OP_WRITE, a, abuf, 1, UINT64_MAX, 10);
+    CHECK_ERR(rio_submit_batch(rt, bad, 2), -EINVAL, "ops[1]");
+out:
+    rio_buf_free(abuf);
+    rio_file_close(a);
+    rio_file_close(d);
+    unlink(pa);
+    unlink(pd);
+}
+
+/* n is bounded by RIO_BATCH_MAX: exactly the limit runs, one more is
+ * -EINVAL naming n and the limit, and nothing runs. */
+static void test_batch_limit(rio_runtime_t *rt) {
+    char pa[512];
+    rio_file_t *a = open_ok(rt, fpath(pa, sizeof pa, "limit"), RWCT);
+    rio_op_t *ops = calloc(RIO_BATCH_MAX + 1, sizeof *ops);
+    if (!a || !ops)
+        goto out;
+    /* Zero-length reads: the most ops the limit allows, cheaply. */
+    for (size_t i = 0; i <= RIO_BATCH_MAX; i++)
+        ops[i] = op_rw(RIO_OP_READ, a, NULL, 0, 0, i);
+    CHECK_EQ(rio_submit_batch(rt, ops, RIO_BATCH_MAX), RIO_BATCH_MAX);
+    int ok = 1;
+    for (size_t i = 0; i < RIO_BATCH_MAX; i++)
+        ok &= ops[i].result == 0 && ops[i].user_data == i;
+    CHECK(ok);
+    CHECK_EQ(ops[RIO_BATCH_MAX].result, SENTINEL);
+    /* One more: rejected whole, before anything runs. */
+    ops[0] = op_rw(RIO_OP_WRITE, a, "x", 1, 0, 0);
+    CHECK_ERR(rio_submit_batch(rt, ops, RIO_BATCH_MAX + 1), -EINVAL, "RIO_BATCH_MAX");
+    CHECK_MSG("rio_submit_batch");
+    CHECK_EQ(ops[0].result, SENTINEL);
+    CHECK_EQ(rio_file_size(a), 0);
+    CHECK_ERR(rio_submit_batch(rt, ops, SIZE_MAX), -EINVAL, "RIO_BATCH_MAX");
+out:
+    free(ops);
+    rio_file_close(a);
+    unlink(pa);
+}
+
 static void run_all(rio_runtime_t *rt) {
     test_basic(rt);
     test_bad_args(rt);
+    test_sync_ignores_fields(rt);
+    test_batch_limit(rt);
 }
 
 int main(void) {

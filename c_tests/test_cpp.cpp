@@ -167,6 +167,9 @@ static void test_runtime() {
         CHECK(static_cast<rio::Backend>(caps.backend) == rt.backend());
         CHECK(std::strlen(caps.kernel_release) > 0);
         CHECK((rt.backend() == rio::Backend::IoUring) == (caps.io_uring_unavailable_reason[0] == '\0'));
+        rio_metrics_t snap = rt.metrics();
+        CHECK(snap.struct_size == sizeof snap);
+        CHECK(static_cast<rio::Backend>(snap.backend) == rt.backend());
         std::string m = rt.metrics_prometheus();
         CHECK(m.find("# TYPE rio_ops_total counter") != std::string::npos);
         CHECK(m.size() == std::strlen(m.c_str()));
@@ -275,6 +278,34 @@ static void test_files() {
         rio::Runtime gone = std::move(rt);
         gone.close();
         CHECK(keep.write_at("abc", 3, 3) == 3 && keep.size() == 6);
+    });
+}
+
+// from_fd (borrowed: the fd outlives the File; owned: closed with it) and
+// write_durable, read back through the same buffered handle.
+static void test_from_fd_and_durable() {
+    for_each_backend([](rio::Runtime &rt) {
+        TempDir dir;
+        std::string path = dir / "fd";
+        int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC, 0644);
+        CHECK(fd >= 0);
+        {
+            rio::File f = rt.from_fd(fd);
+            std::string data = pattern(7, 0, 3 * 4096 + 123);
+            CHECK(f.write_durable(data, 17) == data.size());
+            std::string back(data.size(), '\0');
+            CHECK(f.read_at(&back[0], back.size(), 17) == data.size() && back == data);
+            CHECK(f.size() == 17 + data.size());
+        }
+        CHECK(fcntl(fd, F_GETFL) >= 0);
+        rio::File owned = rt.from_fd(fd, RIO_FD_OWNED);
+        CHECK(owned.write_durable(std::string_view("owned"), 0) == 5);
+        owned.close();
+        CHECK(fcntl(fd, F_GETFL) < 0 && errno == EBADF);
+        CHECK_THROWS(rt.from_fd(-1), EBADF, "fd -1");
+        CHECK_THROWS(rt.from_fd(0, 8), EINVAL, "rio_file_from_fd");
+        rio::File r = rt.open(path, RIO_OPEN_READ);
+        CHECK_THROWS(r.write_durable("x", 1, 0), EBADF, "rio_file_write_durable");
     });
 }
 
@@ -545,10 +576,86 @@ static void test_wal_threads() {
     });
 }
 
+// rio::Queue: push/submit/reap with results handed back as pushed, a full
+// queue (try_push false, push throws EAGAIN), reap timeouts and bad input as
+// exceptions, per-op errors as results, a move-only RAII handle whose
+// destructor waits for ops still in flight, used from a second thread.
+static_assert(!std::is_copy_constructible<rio::Queue>::value, "move-only");
+static_assert(std::is_nothrow_move_assignable<rio::Queue>::value, "noexcept move");
+
+static void test_queue() {
+    for_each_backend([](rio::Runtime &rt) {
+        TempDir dir;
+        rio::File f = rt.open(dir / "q.dat", RW_CREATE);
+        std::vector<std::string> data;
+        for (int i = 0; i < 8; i++) data.push_back(pattern(3, i, 4096));
+        rio::Queue q(rt, 8);
+        CHECK(q && q.pending() == 0);
+        for (int i = 0; i < 8; i++) q.push_write(f, data[i].data(), 4096, std::uint64_t(i) * 4096, std::uint64_t(i));
+        CHECK(q.try_push(nullptr, 0)); // nothing to push: done
+        rio_op_t extra{};
+        extra.opcode = RIO_OP_FSYNC;
+        extra.file = f.native_handle();
+        CHECK(!q.try_push(&extra, 1));
+        CHECK_THROWS(q.push(&extra, 1), EAGAIN, "rio_queue_push");
+        CHECK_THROWS(q.reap(9, 9), EINVAL, "min");
+        CHECK_THROWS(q.reap(1, 1, std::chrono::microseconds(0)), ETIMEDOUT, "rio_queue_reap");
+        CHECK(q.submit() == 8);
+        std::size_t got = 0;
+        while (got < 8) {
+            for (const rio_op_t &op : q.reap(8, 1)) {
+                CHECK(op.result == 4096 && op.opcode == RIO_OP_WRITE && op.user_data < 8);
+                got++;
+            }
+        }
+        CHECK(q.pending() == 0 && f.size() == 8 * 4096);
+
+        // Bad ops name the op; a per-op failure is a result, not an exception.
+        rio_op_t bad[2] = {extra, extra};
+        bad[1].opcode = 42;
+        CHECK_THROWS(q.push(bad, 2), EINVAL, "ops[1].opcode");
+        rio::File wo = rt.open(dir / "wo.dat", RIO_OPEN_WRITE | RIO_OPEN_CREATE);
+        char buf[16];
+        q.push_read(wo, buf, sizeof buf, 0, 1);
+        q.push_fdatasync(f, 2);
+        CHECK(q.submit() == 2);
+        std::vector<rio_op_t> done = q.reap(2, 2);
+        CHECK(done.size() == 2);
+        for (const rio_op_t &op : done) CHECK(op.result == (op.user_data == 1 ? -EBADF : 0));
+
+        // Readiness through the fd; the queue moves to another thread and back.
+        int fd = q.fd();
+        CHECK(fd >= 0);
+        std::vector<std::string> back(8, std::string(4096, '\0'));
+        for (int i = 0; i < 8; i++) q.push_read(f, &back[i][0], 4096, std::uint64_t(i) * 4096, std::uint64_t(i));
+        std::thread([&] {
+            CHECK(q.submit() == 8);
+            std::size_t n = 0;
+            while (n < 8) n += q.reap(8, 1).size();
+        }).join();
+        for (int i = 0; i < 8; i++) CHECK(back[i] == data[i]);
+
+        // RAII: a queue destroyed with ops in flight waits for them first.
+        for (int round = 0; round < 10; round++) {
+            std::vector<std::string> scratch(8, std::string(4096, '\0'));
+            rio::Queue inflight(rt, 8);
+            for (int i = 0; i < 8; i++) inflight.push_read(f, &scratch[i][0], 4096, std::uint64_t(i) * 4096, 0);
+            inflight.submit();
+            rio::Queue moved = std::move(inflight);
+            CHECK(!inflight);
+        }
+        q.close();
+        CHECK(!q);
+        q.close(); // idempotent
+        CHECK_THROWS(rio::Queue(rt, RIO_QUEUE_MAX_DEPTH + 1), EINVAL, "depth");
+    });
+}
+
 int main() {
     test_library();
     test_runtime();
     test_files();
+    test_from_fd_and_durable();
     test_direct_and_batch();
 #if __cplusplus >= 202002L
     test_spans();
@@ -556,6 +663,7 @@ int main() {
     test_threads();
     test_wal();
     test_wal_threads();
+    test_queue();
     std::printf("test_cpp (C++%ld): %d passed, %d failed\n", __cplusplus / 100 % 100, passed.load(), failed.load());
     return failed == 0 ? 0 : 1;
 }

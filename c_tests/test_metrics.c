@@ -9,7 +9,7 @@ static void metrics_count(rio_runtime_t *rt) {
     rio_file_t *f = NULL;
     CHECK_EQ(rio_file_open(rt, path, RIO_OPEN_READ | RIO_OPEN_WRITE | RIO_OPEN_CREATE, 0644, &f), 0);
 
-    rio_metrics_t before, after;
+    rio_metrics_t before = {.struct_size = sizeof before}, after = {.struct_size = sizeof after};
     CHECK_EQ(rio_runtime_metrics(rt, &before), 0);
     CHECK_EQ(before.struct_size, sizeof(rio_metrics_t));
     CHECK_EQ(before.backend, rio_runtime_backend(rt));
@@ -39,7 +39,7 @@ static void metrics_count(rio_runtime_t *rt) {
         {.opcode = RIO_OP_READ, .file = f, .buf = buf + 100, .len = 100, .offset = 200},
     };
     CHECK_EQ(rio_submit_batch(rt, ops, 2), 2);
-    rio_metrics_t batched;
+    rio_metrics_t batched = {.struct_size = sizeof batched};
     CHECK_EQ(rio_runtime_metrics(rt, &batched), 0);
     CHECK_EQ(batched.batches - after.batches, 1);
     if (rio_runtime_backend(rt) == RIO_BACKEND_IO_URING) {

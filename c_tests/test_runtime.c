@@ -1,11 +1,6 @@
 /* rio_runtime_*: config defaults, open/close, backends, capabilities,
  * Prometheus metrics, environment variables. */
 #include <dirent.h>
-#include <linux/audit.h>
-#include <linux/filter.h>
-#include <linux/seccomp.h>
-#include <stddef.h>
-#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
@@ -119,7 +114,7 @@ static void test_open_basic(void) {
     CHECK(rt != NULL);
     if (rt) {
         CHECK_EQ(rio_runtime_backend(rt), RIO_BACKEND_THREAD_POOL);
-        rio_capabilities_t caps;
+        rio_capabilities_t caps = {.struct_size = sizeof(rio_capabilities_t)};
         CHECK_EQ(rio_runtime_capabilities(rt, &caps), 0);
         CHECK_EQ(caps.max_concurrent_ops, 1024);
         CHECK(caps.worker_threads >= 4 && caps.worker_threads <= 64);
@@ -172,6 +167,7 @@ static void test_capabilities(void) {
 
         rio_capabilities_t c;
         memset(&c, 0xCD, sizeof c);
+        c.struct_size = sizeof c;
         CHECK_EQ(rio_runtime_capabilities(rt, &c), 0);
         CHECK_EQ(c.struct_size, sizeof c);
         CHECK_EQ(c.backend, (int)check_backends[i]);
@@ -326,7 +322,7 @@ static int open_with_env(const rio_runtime_config_t *cfg, int *backend, rio_capa
 
 static void test_env(void) {
     int backend;
-    rio_capabilities_t caps;
+    rio_capabilities_t caps = {.struct_size = sizeof(rio_capabilities_t)};
     rio_runtime_config_t cfg;
     int uring_ok;
     {
@@ -458,21 +454,8 @@ static void test_no_fd_leak(void) {
  * files work on the fallback. The child's check counts come back through
  * a pipe. */
 static void seccomp_child(void) {
-    struct sock_filter filter[] = {
-        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0),
-        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW), /* other arches: not filtered */
-        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_setup, 0, 1),
-        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (EPERM & SECCOMP_RET_DATA)),
-        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-    };
-    struct sock_fprog prog = {.len = sizeof filter / sizeof filter[0], .filter = filter};
-    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 || prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) != 0) {
-        perror("seccomp");
-        check_failed++;
+    if (check_block_io_uring() != 0)
         return;
-    }
     check_ctx = "seccomp";
     /* The filter works: io_uring_setup now fails with EPERM. */
     CHECK_EQ(syscall(__NR_io_uring_setup, 8, &(char[120]){0}), -1);
@@ -482,7 +465,7 @@ static void seccomp_child(void) {
     rio_runtime_t *rt = NULL;
     CHECK_EQ(rio_runtime_open(NULL, &rt), 0);
     CHECK_EQ(rio_runtime_backend(rt), RIO_BACKEND_THREAD_POOL);
-    rio_capabilities_t caps;
+    rio_capabilities_t caps = {.struct_size = sizeof(rio_capabilities_t)};
     CHECK_EQ(rio_runtime_capabilities(rt, &caps), 0);
     CHECK(!caps.io_uring_available);
     CHECK_EQ(caps.backend, RIO_BACKEND_THREAD_POOL);
@@ -529,39 +512,7 @@ static void seccomp_child(void) {
 }
 
 static void test_seccomp_fallback(void) {
-    int fds[2];
-    if (pipe(fds) != 0) {
-        perror("pipe");
-        check_failed++;
-        return;
-    }
-    fflush(stdout);
-    fflush(stderr);
-    pid_t pid = fork();
-    if (pid == 0) {
-        close(fds[0]);
-        seccomp_child();
-        int counts[2] = {atomic_load(&check_passed), atomic_load(&check_failed)};
-        if (write(fds[1], counts, sizeof counts) != (ssize_t)sizeof counts)
-            _exit(2);
-        fflush(stdout);
-        fflush(stderr);
-        _exit(0);
-    }
-    close(fds[1]);
-    int before[2] = {atomic_load(&check_passed), atomic_load(&check_failed)};
-    int counts[2] = {0, 0};
-    ssize_t n = read(fds[0], counts, sizeof counts);
-    close(fds[0]);
-    int status = 0;
-    CHECK_EQ(waitpid(pid, &status, 0), pid);
-    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-    CHECK_EQ(n, sizeof counts);
-    /* The child's counters started as copies of ours: add what it added. */
-    if (n == (ssize_t)sizeof counts) {
-        check_passed += counts[0] - before[0];
-        check_failed += counts[1] - before[1];
-    }
+    check_in_child(seccomp_child);
 }
 
 /* RIO_LOG (DESIGN.md, Environment): a tracing filter for stderr logging,

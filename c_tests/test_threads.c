@@ -125,7 +125,7 @@ static void *observe(void *p) {
             o->errors++;
         else if (len < (int64_t)sizeof buf && (buf[len] != '\0' || !strstr(buf, "rio_ops_total")))
             o->errors++;
-        rio_capabilities_t caps;
+        rio_capabilities_t caps = {.struct_size = sizeof(rio_capabilities_t)};
         if (rio_runtime_capabilities(o->rt, &caps) != 0 || caps.backend != rio_runtime_backend(o->rt))
             o->errors++;
         o->reads++;

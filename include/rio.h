@@ -27,6 +27,15 @@
 
 
 /*
+ The most entries one call takes from a caller's array: `n` of
+ `rio_submit_batch` (larger is `-EINVAL`, and nothing runs). Bounding it
+ keeps a garbage count from turning into a huge allocation or a slice
+ that runs past the caller's memory; real batches are far smaller (the
+ ring holds at most a few thousand entries at once anyway).
+ */
+#define RIO_BATCH_MAX 65536
+
+/*
  Read `len` bytes at `offset` into `buf`.
  */
 #define RIO_OP_READ 0
@@ -161,6 +170,12 @@
 #define RIO_OPEN_DSYNC (1 << 7)
 
 /*
+ `rio_file_from_fd` flag: the handle owns the descriptor, and
+ `rio_file_close` closes it.
+ */
+#define RIO_FD_OWNED (1 << 0)
+
+/*
  Largest iovec count accepted by the vectored calls (IOV_MAX).
  */
 #define RIO_IOV_MAX 1024
@@ -194,6 +209,11 @@
  Everything.
  */
 #define RIO_LOG_TRACE 5
+
+/*
+ The largest `depth` of `rio_queue_open`.
+ */
+#define RIO_QUEUE_MAX_DEPTH 4096
 
 /*
  Use io_uring when it works, else the thread pool (`RUSTFS_ENABLE_IO_URING` may force either).
@@ -286,6 +306,15 @@
  Thread-safe: positioned calls may run from many threads at once.
  */
 typedef struct rio_file_t rio_file_t;
+
+/*
+ An asynchronous queue of operations. Create with `rio_queue_open`, free
+ with `rio_queue_close`. Used by one thread at a time (calls on one queue
+ must not overlap), from any thread over its life. In a child process
+ created by fork(), every call on an inherited queue returns `-EBUSY`
+ except `rio_queue_close`.
+ */
+typedef struct rio_queue_t rio_queue_t;
 
 /*
  An open runtime. Create with `rio_runtime_open`, free with
@@ -436,12 +465,14 @@ typedef struct rio_runtime_config_t {
 } rio_runtime_config_t;
 
 /*
- What a runtime can do and, when io_uring is not used, why. Output only:
- the library fills every field and sets `struct_size`.
+ What a runtime can do and, when io_uring is not used, why. Output only,
+ versioned: set `struct_size` to `sizeof(rio_capabilities_t)` before
+ calling `rio_runtime_capabilities`, which fills at most that many bytes.
  */
 typedef struct rio_capabilities_t {
   /*
-   Set to sizeof(rio_capabilities_t) by the library.
+   In: the caller's sizeof(rio_capabilities_t). Out: the bytes filled
+   (the smaller of that and the library's size).
    */
   uint32_t struct_size;
   /*
@@ -506,12 +537,14 @@ typedef struct rio_op_metrics_t {
 
 /*
  A snapshot of a runtime's metrics, for programs that do not speak
- Prometheus. Output only: the library fills every field and sets
- `struct_size`.
+ Prometheus. Output only, versioned: set `struct_size` to
+ `sizeof(rio_metrics_t)` before calling `rio_runtime_metrics`, which fills
+ at most that many bytes.
  */
 typedef struct rio_metrics_t {
   /*
-   Set to sizeof(rio_metrics_t) by the library.
+   In: the caller's sizeof(rio_metrics_t). Out: the bytes filled (the
+   smaller of that and the library's size).
    */
   uint32_t struct_size;
   /*
@@ -624,7 +657,10 @@ const char *rio_last_error_message(void);
  Submits `n` operations together (one io_uring submission) and waits for
  all of them. Returns `n` with every `ops[i].result` set, or, when an op
  is malformed (NULL file, unknown opcode, non-zero flags, NULL buffer,
- O_DIRECT misalignment), `-EINVAL` naming `ops[i]`, and nothing ran.
+ O_DIRECT misalignment of a read or write), `-EINVAL` naming `ops[i]`, and
+ nothing ran. `n` is at most `RIO_BATCH_MAX` (larger: `-EINVAL`, nothing
+ ran; split the work into several calls). `n` 0 returns 0 (`ops` may then
+ be NULL). Fsync and fdatasync ops ignore `buf`, `len` and `offset`.
  Operations of one batch may run in any order relative to each other;
  put an fsync in a later batch to order it after writes.
  */
@@ -684,6 +720,22 @@ int rio_file_open(struct rio_runtime_t *rt,
                   struct rio_file_t **out);
 
 /*
+ Wraps a descriptor the caller already has (a SQLite VFS, a
+ PostgreSQL-style storage manager) in a handle; stores it in `*out`
+ (NULL on failure). The access mode, O_DIRECT and O_APPEND are read from
+ `fcntl(F_GETFL)`, so alignment checks and read/write permissions hold
+ as for a handle from `rio_file_open` (a write through a read-only fd
+ fails with `-EBADF`). `flags`: 0, the caller keeps the descriptor and
+ `rio_file_close` leaves it open (so the process's POSIX record locks on
+ the file survive the close), or `RIO_FD_OWNED`, the handle closes it.
+ The caller must not close a borrowed fd while the handle is open.
+ Errors: `-EBADF` when `fd` is not an open descriptor (the message names
+ it), `-EINVAL` for NULL `rt`/`out` or unknown flag bits. On failure the
+ descriptor is never closed, even with `RIO_FD_OWNED`.
+ */
+int rio_file_from_fd(struct rio_runtime_t *rt, int fd, uint32_t flags, struct rio_file_t **out);
+
+/*
  Reads up to `len` bytes at `offset` into `buf`. Returns the bytes read:
  fewer than `len` only at end of file. `-EINVAL` for NULL `f`, NULL `buf`
  with `len` > 0, or O_DIRECT misalignment (the message names it).
@@ -695,6 +747,29 @@ int64_t rio_file_read_at(struct rio_file_t *f, void *buf, size_t len, uint64_t o
  (nothing is reported as a short write).
  */
 int64_t rio_file_write_at(struct rio_file_t *f, const void *buf, size_t len, uint64_t offset);
+
+/*
+ Writes all `len` bytes of `buf` at `offset` and returns `len` only once
+ they, and the metadata needed to read them back (a grown size), are on
+ stable storage. On a buffered handle the page-aligned middle goes
+ through O_DIRECT (a second descriptor of the file, opened on first use)
+ in chunks kept in flight together, head and tail through the page
+ cache, then one fdatasync; a buffered read afterwards returns the new
+ bytes. An O_DIRECT handle needs the usual alignment. Where the
+ filesystem has no O_DIRECT, and on a descriptor borrowed through
+ `rio_file_from_fd` (closing a second descriptor would drop the caller's
+ POSIX locks), it is write + fdatasync (counted in the Prometheus metric
+ `rio_durable_page_cache_fallbacks_total`). It never returns while any
+ part is in flight; on error nothing is promised durable and the message
+ says which part failed. `len` 0 returns 0 without I/O.
+ Errors: `-EINVAL` (NULL `f`, NULL `buf` with `len` > 0, offset + len
+ past the largest file offset, misalignment on an O_DIRECT handle, or an
+ O_APPEND handle, whose writes ignore offsets), `-EBADF` for a handle
+ not open for writing, or the `-errno` of the write or the sync.
+ Thread-safe; concurrent durable writes to overlapping ranges leave
+ either's bytes, as pwrite does.
+ */
+int64_t rio_file_write_durable(struct rio_file_t *f, const void *buf, size_t len, uint64_t offset);
 
 /*
  Reads into `iovcnt` buffers (scatter) starting at `offset`. Returns bytes
@@ -743,7 +818,8 @@ int64_t rio_file_size(struct rio_file_t *f);
 
 /*
  Closes the file and frees the handle (always, even when close(2)
- reports an error, which is returned as `-errno`). NULL is a no-op
+ reports an error, which is returned as `-errno`). A descriptor given to
+ `rio_file_from_fd` without `RIO_FD_OWNED` is left open. NULL is a no-op
  returning 0. No call on `f` may be running or follow.
  */
 int rio_file_close(struct rio_file_t *f);
@@ -761,6 +837,70 @@ int rio_file_close(struct rio_file_t *f);
  for an unknown level or an invalid RIO_LOG.
  */
 int rio_set_log_callback(int level, rio_log_callback_t cb, void *user_data);
+
+/*
+ Opens a queue on `rt` holding at most `depth` operations pushed and not
+ yet reaped: 1..4096, or 0 for the runtime's queue_depth (capped at 4096).
+ Stores the handle in `*out` (NULL on failure). The queue keeps the
+ runtime alive. Errors: `-EINVAL` (NULL argument, depth above 4096),
+ `-EOPNOTSUPP` on a fault-injecting runtime, `-ENOMEM`/`-EMFILE` when the
+ queue's ring or eventfd cannot be created.
+ */
+int rio_queue_open(struct rio_runtime_t *rt, uint32_t depth, struct rio_queue_t **out);
+
+/*
+ Copies `n` operations into the queue and returns `n`. Every op is checked
+ first, as `rio_submit_batch` checks them (opcode, flags, NULL file, NULL
+ buffer with a length, O_DIRECT alignment): a bad one fails with
+ `-EINVAL` naming `ops[i]` and the field, and nothing is queued. When
+ fewer than `n` slots are free: `-EAGAIN`, nothing queued. Nothing starts
+ before `rio_queue_submit`. Buffers and files must stay valid until the op
+ is reaped (or the queue closed). `ops` may be NULL when `n` is 0.
+ */
+int rio_queue_push(struct rio_queue_t *q, const rio_op_t *ops, size_t n);
+
+/*
+ Starts the pushed operations and returns how many started (including
+ earlier ones that were waiting). Never blocks on the device. Ops beyond
+ the runtime's max_concurrent_ops stay queued and start in a later submit
+ or reap.
+ */
+int rio_queue_submit(struct rio_queue_t *q);
+
+/*
+ Waits until at least `min` operations are complete (`timeout_us`: -1 no
+ limit, 0 poll, else microseconds), then copies up to `max` complete ops
+ into `out` (each as pushed, `result` set: bytes, 0 or -errno; reads are
+ short only at end of file) and returns the count. Completion order is
+ unspecified. `-ETIMEDOUT` (nothing copied) when fewer than `min`
+ completed in time; `-EINVAL` when `min` exceeds `rio_queue_pending`, when
+ `out` is NULL with `max` > 0, when `timeout_us` < -1, or when `timeout_us`
+ is -1 and `min` ops can never complete because some were never submitted.
+ */
+int rio_queue_reap(struct rio_queue_t *q,
+                   rio_op_t *out,
+                   size_t max,
+                   size_t min,
+                   int64_t timeout_us);
+
+/*
+ Operations pushed and not yet reaped (queued, in flight or complete).
+ */
+int rio_queue_pending(const struct rio_queue_t *q);
+
+/*
+ An eventfd that polls readable when a reap may find complete
+ operations (for epoll, asyncio, Go netpoll). Owned by the queue: do not
+ close it or read it; it stays valid until `rio_queue_close`.
+ */
+int rio_queue_fd(struct rio_queue_t *q);
+
+/*
+ Waits for every started operation, discards unreaped results and frees
+ the queue. Returns 0. NULL is a no-op. In a forked child it frees the
+ handle without waiting on or touching the parent's ring or workers.
+ */
+int rio_queue_close(struct rio_queue_t *q);
 
 /*
  Fills `cfg` with defaults (including `struct_size`). NULL is ignored.
@@ -782,8 +922,13 @@ int rio_runtime_open(const struct rio_runtime_config_t *cfg, struct rio_runtime_
 int rio_runtime_backend(const struct rio_runtime_t *rt);
 
 /*
- Fills `*out` with the runtime's capabilities. Returns 0, or `-EINVAL`
- for NULL arguments.
+ Fills `*out` with the runtime's capabilities, writing at most
+ `out->struct_size` bytes (the caller sets it, normally to
+ `sizeof(rio_capabilities_t)`; a program built against an older, smaller
+ struct gets its prefix and nothing past it). On return `struct_size`
+ holds the bytes filled: the smaller of the caller's and the library's
+ size. Returns 0, or `-EINVAL` for NULL arguments or a `struct_size`
+ below 8 (the `struct_size` + `backend` prefix; 0 usually means unset).
  */
 int rio_runtime_capabilities(const struct rio_runtime_t *rt, struct rio_capabilities_t *out);
 
@@ -804,9 +949,13 @@ int64_t rio_runtime_metrics_prometheus(struct rio_runtime_t *rt, char *buf, size
 void rio_runtime_close(struct rio_runtime_t *rt);
 
 /*
- Fills `*out` with a snapshot of the runtime's metrics. Returns 0, or
- `-EINVAL` for NULL arguments. Thread-safe; counters are read one by
- one, so a snapshot taken under load is not atomic across fields.
+ Fills `*out` with a snapshot of the runtime's metrics, writing at most
+ `out->struct_size` bytes (set by the caller, normally to
+ `sizeof(rio_metrics_t)`); on return `struct_size` holds the bytes
+ filled, as for `rio_runtime_capabilities`. Returns 0, or `-EINVAL` for
+ NULL arguments or a `struct_size` below 8. Thread-safe; counters are
+ read one by one, so a snapshot taken under load is not atomic across
+ fields.
  */
 int rio_runtime_metrics(const struct rio_runtime_t *rt, struct rio_metrics_t *out);
 

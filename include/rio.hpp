@@ -12,7 +12,12 @@
  *   wal.append_batch({"a", "b"});                      // atomic
  *   for (const rio::WalEntry &e : wal.reader(1)) use(e.seq, e.view());
  *
- * - Runtime, File, Wal and WalReader own one handle each; they are move-only
+ *   rio::Queue q(rt, 32);                              // asynchronous queue
+ *   q.push_read(f, buf, sizeof buf, 0, 7);             // nothing starts yet
+ *   q.submit();                                        // started, not waited for
+ *   for (const rio_op_t &op : q.reap(32, 1)) use(op.user_data, op.result);
+ *
+ * - Runtime, File, Wal, WalReader and Queue own one handle each; they are move-only
  *   and close it in their destructor (errors there are ignored: call close()
  *   to see them). A moved-from object holds no handle; calls on it throw
  *   std::system_error with EINVAL (the library rejects NULL handles).
@@ -24,7 +29,9 @@
  *   C++20 adds std::span overloads (std::byte, char, unsigned char).
  * - As in C, every handle may be used from many threads at once (the I/O
  *   member functions are const); closing or moving a handle while another
- *   thread uses it is the caller's bug.
+ *   thread uses it is the caller's bug. A Queue is the exception: one
+ *   thread at a time (its member functions are not const), any thread over
+ *   its life.
  *
  * C++17 or later. Link with -lrio (pkg-config --libs rio).
  */
@@ -34,6 +41,7 @@
 #include "rio.h"
 
 #include <cerrno>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <initializer_list>
@@ -150,10 +158,21 @@ public:
         return static_cast<Backend>(detail::check(rio_runtime_backend(rt_), "rio_runtime_backend"));
     }
 
+    /* Output structs are versioned: struct_size tells the library how much
+     * of the struct this program (built against this header) has room for. */
     rio_capabilities_t capabilities() const {
-        rio_capabilities_t caps;
+        rio_capabilities_t caps{};
+        caps.struct_size = sizeof caps;
         detail::check(rio_runtime_capabilities(rt_, &caps), "rio_runtime_capabilities");
         return caps;
+    }
+
+    /* A snapshot of the runtime's counters (rio_runtime_metrics). */
+    rio_metrics_t metrics() const {
+        rio_metrics_t m{};
+        m.struct_size = sizeof m;
+        detail::check(rio_runtime_metrics(rt_, &m), "rio_runtime_metrics");
+        return m;
     }
 
     /* Metrics in the Prometheus text exposition format. */
@@ -173,6 +192,10 @@ public:
     /* Opens `path` with RIO_OPEN_* flags; `mode` applies when it is created. */
     inline File open(const char *path, std::uint32_t flags, std::uint32_t mode = 0644) const;
     inline File open(const std::string &path, std::uint32_t flags, std::uint32_t mode = 0644) const;
+    /* A File over the caller's open descriptor (rio_file_from_fd): flags 0
+     * leaves fd open when the File closes (POSIX locks survive),
+     * RIO_FD_OWNED closes it. Mode, O_DIRECT, O_APPEND come from the fd. */
+    inline File from_fd(int fd, std::uint32_t flags = 0) const;
 
     /* Opens (creating the directory if needed) and recovers the write-ahead
      * log in `dir`. cfg nullptr means defaults; else start from
@@ -240,6 +263,16 @@ public:
     std::size_t write_at(std::string_view data, std::uint64_t offset) const {
         return write_at(data.data(), data.size(), offset);
     }
+    /* Writes all len bytes at offset and returns len once they (and the
+     * size needed to read them back) are on stable storage, or throws
+     * (rio_file_write_durable; nothing is promised durable then). */
+    std::size_t write_durable(const void *buf, std::size_t len, std::uint64_t offset) const {
+        return static_cast<std::size_t>(
+            detail::check(rio_file_write_durable(f_, buf, len, offset), "rio_file_write_durable"));
+    }
+    std::size_t write_durable(std::string_view data, std::uint64_t offset) const {
+        return write_durable(data.data(), data.size(), offset);
+    }
     /* Scatter read / gather write of iovcnt buffers (at most RIO_IOV_MAX). */
     std::size_t readv_at(const struct iovec *iov, int iovcnt, std::uint64_t offset) const {
         return static_cast<std::size_t>(
@@ -265,6 +298,9 @@ public:
     }
     std::size_t write_at(std::span<const unsigned char> data, std::uint64_t offset) const {
         return write_at(data.data(), data.size(), offset);
+    }
+    std::size_t write_durable(std::span<const std::byte> data, std::uint64_t offset) const {
+        return write_durable(data.data(), data.size(), offset);
     }
     std::size_t readv_at(std::span<const struct iovec> iov, std::uint64_t offset) const {
         return readv_at(iov.data(), static_cast<int>(iov.size()), offset);
@@ -296,6 +332,12 @@ inline File Runtime::open(const char *path, std::uint32_t flags, std::uint32_t m
 
 inline File Runtime::open(const std::string &path, std::uint32_t flags, std::uint32_t mode) const {
     return open(path.c_str(), flags, mode);
+}
+
+inline File Runtime::from_fd(int fd, std::uint32_t flags) const {
+    rio_file_t *f = nullptr;
+    detail::check(rio_file_from_fd(rt_, fd, flags, &f), "rio_file_from_fd");
+    return File::adopt(f);
 }
 
 /* Page-aligned memory for O_DIRECT (rio_buf_alloc), freed on destruction. */
@@ -558,6 +600,111 @@ inline Wal Runtime::open_wal(const std::string &dir, const rio_wal_config_t *cfg
 inline Wal Runtime::open_wal(const std::string &dir, const rio_wal_config_t &cfg) const {
     return open_wal(dir.c_str(), &cfg);
 }
+
+/* An asynchronous queue (rio_queue_*): operations are pushed, started by
+ * submit() without waiting for the device, and reaped later, so one thread
+ * keeps many in flight. Used by one thread at a time, from any thread.
+ * Buffers and files of pushed ops must stay valid until the op is reaped or
+ * the queue is closed; the destructor and close() wait for every started
+ * op (unreaped results are discarded), so destroying the Queue before the
+ * buffers is always safe. */
+class Queue {
+public:
+    Queue() noexcept = default; /* no queue */
+    /* depth: the most ops pushed and not reaped, 1..RIO_QUEUE_MAX_DEPTH
+     * (0 = the runtime's queue_depth). */
+    explicit Queue(const Runtime &rt, std::uint32_t depth = 0) {
+        detail::check(rio_queue_open(rt.native_handle(), depth, &q_), "rio_queue_open");
+    }
+    /* Takes ownership of a handle from rio_queue_open. */
+    static Queue adopt(rio_queue_t *q) noexcept {
+        Queue queue;
+        queue.q_ = q;
+        return queue;
+    }
+
+    Queue(Queue &&o) noexcept : q_(std::exchange(o.q_, nullptr)) {}
+    Queue &operator=(Queue &&o) noexcept {
+        if (this != &o) {
+            rio_queue_close(q_);
+            q_ = std::exchange(o.q_, nullptr);
+        }
+        return *this;
+    }
+    Queue(const Queue &) = delete;
+    Queue &operator=(const Queue &) = delete;
+    ~Queue() { rio_queue_close(q_); }
+
+    /* Waits for every started op, discards unreaped results, frees the queue (idempotent). */
+    void close() { detail::check(rio_queue_close(std::exchange(q_, nullptr)), "rio_queue_close"); }
+    rio_queue_t *native_handle() const noexcept { return q_; }
+    rio_queue_t *release() noexcept { return std::exchange(q_, nullptr); }
+    explicit operator bool() const noexcept { return q_ != nullptr; }
+
+    /* Copies n ops in (all or none) and returns n. Throws EINVAL naming the
+     * bad op (nothing queued), EAGAIN when fewer than n slots are free. */
+    std::size_t push(const rio_op_t *ops, std::size_t n) {
+        return static_cast<std::size_t>(detail::check(rio_queue_push(q_, ops, n), "rio_queue_push"));
+    }
+    /* Like push, but a full queue returns false instead of throwing. */
+    bool try_push(const rio_op_t *ops, std::size_t n) {
+        int rc = rio_queue_push(q_, ops, n);
+        if (rc == -EAGAIN) return false;
+        detail::check(rc, "rio_queue_push");
+        return true;
+    }
+    void push_read(const File &f, void *buf, std::size_t len, std::uint64_t offset, std::uint64_t user_data) {
+        push_one(RIO_OP_READ, f, buf, len, offset, user_data);
+    }
+    void push_write(const File &f, const void *buf, std::size_t len, std::uint64_t offset, std::uint64_t user_data) {
+        push_one(RIO_OP_WRITE, f, const_cast<void *>(buf), len, offset, user_data);
+    }
+    void push_fsync(const File &f, std::uint64_t user_data) { push_one(RIO_OP_FSYNC, f, nullptr, 0, 0, user_data); }
+    void push_fdatasync(const File &f, std::uint64_t user_data) {
+        push_one(RIO_OP_FDATASYNC, f, nullptr, 0, 0, user_data);
+    }
+
+    /* Starts the pushed ops; returns how many started. Never blocks on the device. */
+    std::size_t submit() { return static_cast<std::size_t>(detail::check(rio_queue_submit(q_), "rio_queue_submit")); }
+
+    /* Waits until min ops are complete (timeout < 0: no limit, 0: poll),
+     * copies up to max into out (as pushed, result set: bytes or -errno) and
+     * returns the count. Throws ETIMEDOUT (nothing copied) when fewer than
+     * min completed in time, EINVAL when min exceeds pending(). */
+    std::size_t reap(rio_op_t *out, std::size_t max, std::size_t min = 1,
+                     std::chrono::microseconds timeout = std::chrono::microseconds(-1)) {
+        std::int64_t us = timeout.count() < 0 ? -1 : static_cast<std::int64_t>(timeout.count());
+        return static_cast<std::size_t>(detail::check(rio_queue_reap(q_, out, max, min, us), "rio_queue_reap"));
+    }
+    std::vector<rio_op_t> reap(std::size_t max, std::size_t min = 1,
+                               std::chrono::microseconds timeout = std::chrono::microseconds(-1)) {
+        std::vector<rio_op_t> out(max);
+        out.resize(reap(out.data(), max, min, timeout));
+        return out;
+    }
+
+    /* Ops pushed and not yet reaped. */
+    std::size_t pending() const {
+        return static_cast<std::size_t>(detail::check(rio_queue_pending(q_), "rio_queue_pending"));
+    }
+    /* An eventfd, owned by the queue, readable when a reap may find complete ops. */
+    int fd() { return detail::check(rio_queue_fd(q_), "rio_queue_fd"); }
+
+private:
+    void push_one(std::uint32_t opcode, const File &f, void *buf, std::size_t len, std::uint64_t offset,
+                  std::uint64_t user_data) {
+        rio_op_t op{};
+        op.opcode = opcode;
+        op.file = f.native_handle();
+        op.buf = buf;
+        op.len = len;
+        op.offset = offset;
+        op.user_data = user_data;
+        push(&op, 1);
+    }
+
+    rio_queue_t *q_ = nullptr;
+};
 
 } // namespace rio
 

@@ -67,7 +67,7 @@ impl Runtime {
     ///
     /// # Safety
     /// Every pointer in `ops` must be valid for its length until this returns.
-    pub unsafe fn submit_ops(&self, ops: &mut [Op]) {
+    pub(crate) unsafe fn submit_ops(&self, ops: &mut [Op]) {
         unsafe { self.engine().execute(ops) }
     }
 }

@@ -2,13 +2,22 @@
 
 use std::ffi::CString;
 use std::io::{IoSlice, IoSliceMut};
-use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use crate::engine::{Op, OpKind};
 use crate::error::{Error, Result};
 use crate::runtime::Runtime;
+
+mod durable;
+
+/// `rio_file_from_fd` flags.
+pub mod fd_flags {
+    /// The handle owns the descriptor: closing the handle closes it.
+    pub const OWNED: u32 = 1 << 0;
+    pub const ALL: u32 = OWNED;
+}
 
 /// `rio_file_open` flags.
 pub mod open_flags {
@@ -35,9 +44,41 @@ pub struct DioAlign {
 /// called from many threads at once.
 pub struct DiskFile {
     rt: Runtime,
-    fd: OwnedFd,
+    fd: HandleFd,
     path: PathBuf,
     dio: Option<DioAlign>,
+    /// The open file status flags (`fcntl(F_GETFL)`): access mode, O_APPEND.
+    status: libc::c_int,
+    /// The O_DIRECT path of `write_durable` on a buffered handle, opened on first use.
+    durable: durable::DirectPath,
+}
+
+/// The descriptor of a `DiskFile`: closed with the handle unless it was
+/// borrowed from the caller (`from_borrowed_fd`, `rio_file_from_fd`
+/// without `RIO_FD_OWNED`), whose POSIX locks must survive the close.
+struct HandleFd {
+    fd: RawFd,
+    owned: bool,
+}
+
+impl HandleFd {
+    /// close(2) for an owned descriptor; a borrowed one is left open.
+    fn close(self) -> std::io::Result<()> {
+        let this = std::mem::ManuallyDrop::new(self);
+        // SAFETY: we own fd; it is not used again whatever close returns.
+        if this.owned && unsafe { libc::close(this.fd) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(())
+    }
+}
+
+impl Drop for HandleFd {
+    fn drop(&mut self) {
+        if self.owned {
+            unsafe { libc::close(self.fd) };
+        }
+    }
 }
 
 fn os_flags(flags: u32) -> Result<libc::c_int> {
@@ -128,7 +169,54 @@ impl DiskFile {
         }
         let dio = (flags & open_flags::DIRECT != 0).then(|| dio_alignment(fd.as_raw_fd()));
         tracing::debug!(path = %path.display(), flags, ?dio, "file opened");
-        Ok(DiskFile { rt: rt.clone(), fd, path: path.to_path_buf(), dio })
+        let fd = HandleFd { fd: fd.into_raw_fd(), owned: true };
+        Ok(DiskFile::with_fd(rt, fd, path.to_path_buf(), dio, os))
+    }
+
+    fn with_fd(rt: &Runtime, fd: HandleFd, path: PathBuf, dio: Option<DioAlign>, status: libc::c_int) -> DiskFile {
+        DiskFile { rt: rt.clone(), fd, path, dio, status, durable: durable::DirectPath::default() }
+    }
+
+    /// A handle over a descriptor the caller opened; the handle owns it and
+    /// closes it with itself. Access mode, O_DIRECT and O_APPEND come from
+    /// `fcntl(F_GETFL)`, so alignment and mode checks hold as for `open`.
+    pub fn from_fd(rt: &Runtime, fd: OwnedFd) -> Result<DiskFile> {
+        let file = Self::adopt(rt, fd.as_raw_fd(), true)?;
+        // Only now does the handle own it: on error `fd` closes as it drops.
+        let _ = fd.into_raw_fd();
+        Ok(file)
+    }
+
+    /// A handle over a descriptor that stays the caller's: closing or
+    /// dropping the handle leaves it open (and the process's POSIX record
+    /// locks on the file, which any close of any descriptor of it drops,
+    /// survive).
+    ///
+    /// A bad descriptor (-1, a closed one) is EBADF naming it.
+    ///
+    /// # Safety
+    /// An open `fd` must stay open, and refer to the same file, until the
+    /// handle is closed or dropped.
+    pub unsafe fn from_borrowed_fd(rt: &Runtime, fd: RawFd) -> Result<DiskFile> {
+        Self::adopt(rt, fd, false)
+    }
+
+    /// Wraps `fd` (checked with F_GETFL first: a bad fd is EBADF naming it).
+    /// On error nothing is closed, whoever owns `fd`.
+    pub(crate) fn adopt(rt: &Runtime, fd: RawFd, owned: bool) -> Result<DiskFile> {
+        let status = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+        if status < 0 {
+            let err = std::io::Error::last_os_error();
+            return Err(Error::from_io(err, format_args!("fd {fd}: not an open file descriptor (fcntl F_GETFL)")));
+        }
+        let dio = (status & libc::O_DIRECT != 0).then(|| dio_alignment(fd));
+        let path = std::fs::read_link(format!("/proc/self/fd/{fd}")).unwrap_or_else(|_| PathBuf::from(format!("fd {fd}")));
+        tracing::debug!(fd, path = %path.display(), status, owned, ?dio, "file adopted from a descriptor");
+        let mut file = DiskFile::with_fd(rt, HandleFd { fd, owned }, path, dio, status);
+        if !owned {
+            file.durable = durable::DirectPath::for_borrowed_fd();
+        }
+        Ok(file)
     }
 
     pub fn path(&self) -> &Path {
@@ -145,11 +233,21 @@ impl DiskFile {
     }
 
     pub fn raw_fd(&self) -> RawFd {
-        self.fd.as_raw_fd()
+        self.fd.fd
+    }
+
+    /// Whether the handle was opened for writing (O_WRONLY or O_RDWR).
+    pub fn is_writable(&self) -> bool {
+        matches!(self.status & libc::O_ACCMODE, libc::O_WRONLY | libc::O_RDWR)
+    }
+
+    /// Whether every write goes to the end of the file (O_APPEND).
+    pub fn is_append(&self) -> bool {
+        self.status & libc::O_APPEND != 0
     }
 
     /// Checks alignment and builds the op; batches and single calls share it.
-    pub fn prepare(&self, kind: OpKind, offset: u64) -> Result<Op> {
+    pub(crate) fn prepare(&self, kind: OpKind, offset: u64) -> Result<Op> {
         if offset > i64::MAX as u64 {
             // io_uring would take offset -1 as "the file position".
             return Err(Error::invalid(format!("offset {offset} is larger than the largest file offset")));
@@ -157,7 +255,7 @@ impl DiskFile {
         if let Some(a) = self.dio {
             self.check_aligned(kind, offset, a)?;
         }
-        let mut op = Op::new(self.fd.as_raw_fd(), kind, offset);
+        let mut op = Op::new(self.fd.fd, kind, offset);
         op.cached = self.dio.is_none();
         Ok(op)
     }
@@ -269,20 +367,18 @@ impl DiskFile {
 
     /// The current size in bytes.
     pub fn size(&self) -> Result<u64> {
-        nix::sys::stat::fstat(&self.fd)
+        // SAFETY: the handle's descriptor is open for the handle's life.
+        nix::sys::stat::fstat(unsafe { BorrowedFd::borrow_raw(self.fd.fd) })
             .map(|st| st.st_size as u64)
             .map_err(|e| Error::os(e as i32, format_args!("{}: fstat", self.path.display())))
     }
 
-    /// Closes the file, reporting an error from close(2).
+    /// Closes the file, reporting an error from close(2); a borrowed
+    /// descriptor is left open.
     pub fn close(self) -> Result<()> {
-        let fd = self.fd.into_raw_fd();
-        // SAFETY: we own fd; it is not used again whatever close returns.
-        if unsafe { libc::close(fd) } != 0 {
-            let err = std::io::Error::last_os_error();
-            return Err(Error::from_io(err, format_args!("{}: close", self.path.display())));
-        }
-        Ok(())
+        let DiskFile { fd, path, durable, .. } = self;
+        drop(durable);
+        fd.close().map_err(|err| Error::from_io(err, format_args!("{}: close", path.display())))
     }
 }
 

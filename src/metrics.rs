@@ -123,7 +123,64 @@ pub struct Metrics {
     ops: [OpStats; 8],
     errors_by_errno: Mutex<BTreeMap<(usize, i32), u64>>,
     batch_size: Histogram<SIZE_BUCKETS>,
+    /// Ops a queue holds in flight, sampled whenever it starts ops.
+    queue_in_flight: Histogram<QUEUE_DEPTH_BUCKETS>,
+    /// `write_durable` figures.
+    pub durable: DurableMetrics,
 }
+
+/// `write_durable` calls that returned success, their bytes, and how many
+/// of them had to use the page cache for everything (no O_DIRECT on the
+/// file's filesystem, or a borrowed descriptor: `durable_fallback_reason`).
+#[derive(Default)]
+pub struct DurableMetrics {
+    writes: AtomicU64,
+    bytes: AtomicU64,
+    page_cache_fallbacks: AtomicU64,
+}
+
+impl DurableMetrics {
+    pub(crate) fn record_write(&self, bytes: u64) {
+        self.writes.fetch_add(1, Relaxed);
+        self.bytes.fetch_add(bytes, Relaxed);
+    }
+
+    pub(crate) fn record_fallback(&self) {
+        self.page_cache_fallbacks.fetch_add(1, Relaxed);
+    }
+
+    /// Durable writes that completed.
+    pub fn writes(&self) -> u64 {
+        self.writes.load(Relaxed)
+    }
+
+    pub fn bytes(&self) -> u64 {
+        self.bytes.load(Relaxed)
+    }
+
+    /// Durable writes that went wholly through the page cache (tried, even
+    /// when they then failed), because there is no O_DIRECT path.
+    pub fn page_cache_fallbacks(&self) -> u64 {
+        self.page_cache_fallbacks.load(Relaxed)
+    }
+
+    fn render(&self, out: &mut String) {
+        family(out, "rio_durable_writes_total", "counter", "write_durable calls that completed.");
+        let _ = writeln!(out, "rio_durable_writes_total {}", self.writes());
+        family(out, "rio_durable_write_bytes_total", "counter", "Bytes made durable by write_durable.");
+        let _ = writeln!(out, "rio_durable_write_bytes_total {}", self.bytes());
+        family(
+            out,
+            "rio_durable_page_cache_fallbacks_total",
+            "counter",
+            "write_durable calls that used write + fdatasync (no O_DIRECT on the filesystem, or a borrowed descriptor).",
+        );
+        let _ = writeln!(out, "rio_durable_page_cache_fallbacks_total {}", self.page_cache_fallbacks());
+    }
+}
+
+/// Queue in-flight bucket upper bounds: 2^k ops, k = 0..=12 (1 .. 4096).
+const QUEUE_DEPTH_BUCKETS: usize = 13;
 
 /// One in `LONE_RW_SAMPLING` lone reads/writes is timed (and recorded with
 /// that weight): two clock reads cost ~50 ns on this machine kind, 7% of a
@@ -178,6 +235,16 @@ impl Metrics {
         } else if op.result < 0 {
             self.record_error(op);
         }
+    }
+
+    /// Records how many ops one queue has in flight after starting some.
+    pub(crate) fn record_queue_depth(&self, in_flight: u64) {
+        self.queue_in_flight.record(in_flight, 1, 1);
+    }
+
+    /// Queue in-flight samples recorded (one per submit or reap that started ops).
+    pub fn queue_depth_samples(&self) -> u64 {
+        self.queue_in_flight.count()
     }
 
     #[cold]
@@ -245,8 +312,16 @@ impl Metrics {
         }
         family(out, "rio_batch_size", "histogram", "Operations per multi-operation submission.");
         self.batch_size.render(out, "rio_batch_size", "", 1, 1.0);
+        family(
+            out,
+            "rio_queue_ops_in_flight",
+            "histogram",
+            "Ops one asynchronous queue holds in flight, sampled each time it starts ops.",
+        );
+        self.queue_in_flight.render(out, "rio_queue_ops_in_flight", "", 1, 1.0);
         family(out, "rio_ops_in_flight", "gauge", "Operations currently holding a concurrency permit.");
         let _ = writeln!(out, "rio_ops_in_flight {in_flight}");
+        self.durable.render(out);
     }
 }
 

@@ -389,4 +389,7 @@ impl<B: Backend> Backend for Shared<B> {
     unsafe fn execute(&self, ops: &mut [crate::engine::Op]) {
         unsafe { self.0.execute(ops) }
     }
+    fn queue_machinery(&self, depth: u32) -> Result<crate::engine::queue::Machinery> {
+        self.0.queue_machinery(depth)
+    }
 }

@@ -594,8 +594,15 @@ fn step(w: &mut World, rng: &mut Rng) {
         }
         11 => {
             let rt = w.runtime(rng);
-            let mut caps: rio_capabilities_t = unsafe { std::mem::zeroed() };
-            check("rio_runtime_capabilities", rio_runtime_capabilities(rt, if rng.chance(10) { null_mut() } else { &mut caps }) as i64);
+            // Output structs are filled up to struct_size, which may be
+            // anything (0 and tiny sizes are -EINVAL); never past it.
+            let mut caps = [0xA5u8; size_of::<rio_capabilities_t>() + 64];
+            let size = rng.below(caps.len() as u64 + 1) as u32;
+            caps[..4].copy_from_slice(&size.to_ne_bytes());
+            let out = if rng.chance(10) { null_mut() } else { caps.as_mut_ptr().cast::<rio_capabilities_t>() };
+            check("rio_runtime_capabilities", rio_runtime_capabilities(rt, out) as i64);
+            let filled = (size as usize).min(size_of::<rio_capabilities_t>()).max(4);
+            assert!(caps[filled..].iter().all(|&b| b == 0xA5), "capabilities written past struct_size {size}");
             check("rio_runtime_backend", rio_runtime_backend(rt) as i64);
         }
         12 => {

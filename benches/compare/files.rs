@@ -28,7 +28,7 @@ pub struct Env {
     pub tokio: tokio::runtime::Runtime,
     pub fio: Option<PathBuf>,
     pub fio_absent: Option<String>,
-    direct_path: PathBuf,
+    pub(crate) direct_path: PathBuf,
     cache_path: PathBuf,
     seed_path: PathBuf,
 }
@@ -67,13 +67,13 @@ impl Env {
 
 /// How a file workload moves data.
 #[derive(Debug, Clone, Copy)]
-struct IoSpec {
-    write: bool,
-    rand: bool,
-    bs: usize,
-    qd: usize,
-    direct: bool,
-    file_size: u64,
+pub(crate) struct IoSpec {
+    pub write: bool,
+    pub rand: bool,
+    pub bs: usize,
+    pub qd: usize,
+    pub direct: bool,
+    pub file_size: u64,
 }
 
 impl IoSpec {
@@ -89,7 +89,36 @@ impl IoSpec {
 
 enum Kind {
     Seed { mib: u64 },
+    /// `count` 1 MiB objects into a fresh file, each durable when its call
+    /// returns: rio through `write_durable` or through its buffered path.
+    Objects { count: u64, path: ObjectPath },
     Io(IoSpec),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ObjectPath {
+    WriteDurable,
+    Buffered,
+}
+
+fn objects(path: ObjectPath, opts: &Opts) -> FileWorkload {
+    let count = opts.seed_mib;
+    let (id, how) = match path {
+        ObjectPath::WriteDurable => ("objects-write-durable", "rio: write_durable"),
+        ObjectPath::Buffered => ("objects-write-datasync", "rio: write_at + datasync"),
+    };
+    FileWorkload {
+        w: Workload {
+            id: id.into(),
+            group: "objects",
+            title: format!("{count} × 1 MiB durable objects ({how})"),
+            metric: Metric::Mbps,
+            about: format!(
+                "{count} 1 MiB objects written one after another at increasing offsets of a fresh (truncated, untimed) file, each durable before the next starts. {how}; std: write_all_at + sync_data per object; tokio: tokio::fs write_all + sync_all per object; fio: O_DIRECT 1 MiB writes at depth 1 with fdatasync after each (--fdatasync=1, no preallocation) over the same {count} MiB, the device's figure for this pattern."
+            ),
+        },
+        kind: Kind::Objects { count, path },
+    }
 }
 
 struct FileWorkload {
@@ -133,6 +162,8 @@ fn all(opts: &Opts) -> Vec<FileWorkload> {
             },
             kind: Kind::Seed { mib: opts.seed_mib },
         },
+        objects(ObjectPath::WriteDurable, opts),
+        objects(ObjectPath::Buffered, opts),
         direct("direct-seq-write-1m-qd8", "O_DIRECT seq write 1 MiB QD8", true, false, MIB, 8, opts),
         direct("direct-seq-read-1m-qd8", "O_DIRECT seq read 1 MiB QD8", false, false, MIB, 8, opts),
         direct("direct-rand-read-4k-qd1", "O_DIRECT rand read 4 KiB QD1", false, true, 4096, 1, opts),
@@ -167,7 +198,7 @@ pub fn workloads(opts: &Opts) -> Vec<Workload> {
 }
 
 /// Offsets: sequential (wrapping) or uniformly random block-aligned.
-struct Offsets {
+pub(crate) struct Offsets {
     rand: bool,
     bs: u64,
     blocks: u64,
@@ -176,11 +207,11 @@ struct Offsets {
 }
 
 impl Offsets {
-    fn new(spec: &IoSpec, seed: u64) -> Offsets {
+    pub fn new(spec: &IoSpec, seed: u64) -> Offsets {
         let blocks = (spec.file_size / spec.bs as u64).max(1);
         Offsets { rand: spec.rand, bs: spec.bs as u64, blocks, next: 0, x: seed | 1 }
     }
-    fn next(&mut self) -> u64 {
+    pub fn next(&mut self) -> u64 {
         if self.rand {
             // xorshift64*
             self.x ^= self.x >> 12;
@@ -196,11 +227,11 @@ impl Offsets {
     }
 }
 
-fn seed_of_clock() -> u64 {
+pub(crate) fn seed_of_clock() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(42)
 }
 
-fn filled(len: usize, seed: u64) -> AlignedBuf {
+pub(crate) fn filled(len: usize, seed: u64) -> AlignedBuf {
     let mut b = AlignedBuf::new(len);
     let mut x = seed | 1;
     for chunk in b.chunks_mut(8) {
@@ -215,7 +246,7 @@ fn filled(len: usize, seed: u64) -> AlignedBuf {
 
 /// Writes `path` full of data (no holes, no unwritten extents: reads must
 /// reach the device) unless it already has exactly `size` bytes.
-fn prepare_file(path: &Path, size: u64) -> Result<(), String> {
+pub(crate) fn prepare_file(path: &Path, size: u64) -> Result<(), String> {
     if std::fs::metadata(path).map(|m| m.len() == size).unwrap_or(false) {
         return Ok(());
     }
@@ -239,7 +270,7 @@ fn prepare_file(path: &Path, size: u64) -> Result<(), String> {
 }
 
 /// Whether the filesystem under `dir` accepts O_DIRECT opens.
-fn direct_supported(dir: &Path) -> Result<(), String> {
+pub(crate) fn direct_supported(dir: &Path) -> Result<(), String> {
     let probe = dir.join(".odirect-probe");
     let r = OpenOptions::new().write(true).create(true).truncate(true).custom_flags(libc::O_DIRECT).open(&probe);
     let _ = std::fs::remove_file(&probe);
@@ -268,7 +299,7 @@ fn std_open(path: &Path, spec: &IoSpec) -> Result<std::fs::File, String> {
     o.open(path).map_err(|e| format!("{}: {e}", path.display()))
 }
 
-fn check_len(n: usize, want: usize, what: &str) -> Result<(), String> {
+pub(crate) fn check_len(n: usize, want: usize, what: &str) -> Result<(), String> {
     if n != want {
         return Err(format!("{what}: transferred {n} bytes, expected {want}"));
     }
@@ -277,7 +308,7 @@ fn check_len(n: usize, want: usize, what: &str) -> Result<(), String> {
 
 // ---------------------------------------------------------------- rio
 
-fn rio_io(rt: &Runtime, path: &Path, spec: &IoSpec, dur: Duration) -> Result<Sample, String> {
+pub(crate) fn rio_io(rt: &Runtime, path: &Path, spec: &IoSpec, dur: Duration) -> Result<Sample, String> {
     let mut flags = open_flags::READ | open_flags::WRITE;
     if spec.direct {
         flags |= open_flags::DIRECT;
@@ -325,12 +356,12 @@ fn rio_io(rt: &Runtime, path: &Path, spec: &IoSpec, dur: Duration) -> Result<Sam
         }
     }
     let secs = start.elapsed().as_secs_f64();
-    Ok(Sample { ops, bytes: ops * spec.bs as u64, secs, peak_rss_kib: None, group_commits: None })
+    Ok(Sample { ops, bytes: ops * spec.bs as u64, secs, peak_rss_kib: None, group_commits: None, cpu_secs: None })
 }
 
-/// The seed workload repeated until `dur` has passed (at least once): each
-/// round truncates the file (untimed), then times `mib` 1 MiB writes and
-/// one fsync. The sample is the sum of the timed parts.
+/// The seed (and object) workloads repeated until `dur` has passed (at
+/// least once): each round truncates the file (untimed), then times `mib`
+/// 1 MiB writes and their syncs. The sample is the sum of the timed parts.
 fn repeat_seed(dur: Duration, mib: u64, mut round: impl FnMut() -> Result<f64, String>) -> Result<Sample, String> {
     let wall = Instant::now();
     let (mut secs, mut rounds) = (0.0, 0u64);
@@ -341,7 +372,7 @@ fn repeat_seed(dur: Duration, mib: u64, mut round: impl FnMut() -> Result<f64, S
             break;
         }
     }
-    Ok(Sample { ops: rounds * mib, bytes: rounds * mib * MIB as u64, secs, peak_rss_kib: None, group_commits: None })
+    Ok(Sample { ops: rounds * mib, bytes: rounds * mib * MIB as u64, secs, peak_rss_kib: None, group_commits: None, cpu_secs: None })
 }
 
 fn rio_seed(rt: &Runtime, path: &Path, mib: u64, buf: &[u8], dur: Duration) -> Result<Sample, String> {
@@ -354,6 +385,24 @@ fn rio_seed(rt: &Runtime, path: &Path, mib: u64, buf: &[u8], dur: Duration) -> R
             check_len(n, MIB, "rio write")?;
         }
         f.sync().map_err(|e| e.to_string())?;
+        Ok(start.elapsed().as_secs_f64())
+    })
+}
+
+fn rio_objects(rt: &Runtime, path: &Path, count: u64, how: ObjectPath, buf: &[u8], dur: Duration) -> Result<Sample, String> {
+    repeat_seed(dur, count, || {
+        let flags = open_flags::READ | open_flags::WRITE | open_flags::CREATE | open_flags::TRUNCATE;
+        let f = DiskFile::open(rt, path, flags, 0o644).map_err(|e| e.to_string())?;
+        let start = Instant::now();
+        for i in 0..count {
+            let off = i * MIB as u64;
+            let n = match how {
+                ObjectPath::WriteDurable => f.write_durable(buf, off),
+                ObjectPath::Buffered => f.write_at(buf, off).and_then(|n| f.datasync().map(|_| n)),
+            }
+            .map_err(|e| e.to_string())?;
+            check_len(n, MIB, "rio object")?;
+        }
         Ok(start.elapsed().as_secs_f64())
     })
 }
@@ -381,7 +430,7 @@ fn std_io(path: &Path, spec: &IoSpec, dur: Duration) -> Result<Sample, String> {
         }
     }
     let secs = start.elapsed().as_secs_f64();
-    Ok(Sample { ops, bytes: ops * spec.bs as u64, secs, peak_rss_kib: None, group_commits: None })
+    Ok(Sample { ops, bytes: ops * spec.bs as u64, secs, peak_rss_kib: None, group_commits: None, cpu_secs: None })
 }
 
 fn std_seed(path: &Path, mib: u64, buf: &[u8], dur: Duration) -> Result<Sample, String> {
@@ -392,6 +441,18 @@ fn std_seed(path: &Path, mib: u64, buf: &[u8], dur: Duration) -> Result<Sample, 
             f.write_all_at(buf, i * MIB as u64).map_err(|e| format!("std write: {e}"))?;
         }
         f.sync_all().map_err(|e| format!("std fsync: {e}"))?;
+        Ok(start.elapsed().as_secs_f64())
+    })
+}
+
+fn std_objects(path: &Path, count: u64, buf: &[u8], dur: Duration) -> Result<Sample, String> {
+    repeat_seed(dur, count, || {
+        let f = std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let start = Instant::now();
+        for i in 0..count {
+            f.write_all_at(buf, i * MIB as u64).map_err(|e| format!("std write: {e}"))?;
+            f.sync_data().map_err(|e| format!("std fdatasync: {e}"))?;
+        }
         Ok(start.elapsed().as_secs_f64())
     })
 }
@@ -427,7 +488,7 @@ fn tokio_io(trt: &tokio::runtime::Runtime, path: &Path, spec: &IoSpec, dur: Dura
             ops += 1;
         }
         let secs = start.elapsed().as_secs_f64();
-        Ok(Sample { ops, bytes: ops * spec.bs as u64, secs, peak_rss_kib: None, group_commits: None })
+        Ok(Sample { ops, bytes: ops * spec.bs as u64, secs, peak_rss_kib: None, group_commits: None, cpu_secs: None })
     })
 }
 
@@ -447,11 +508,51 @@ fn tokio_seed(trt: &tokio::runtime::Runtime, path: &Path, mib: u64, buf: &[u8], 
     })
 }
 
+/// Objects as a tokio user writes them: write_all + sync_all per object.
+fn tokio_objects(trt: &tokio::runtime::Runtime, path: &Path, count: u64, buf: &[u8], dur: Duration) -> Result<Sample, String> {
+    use tokio::io::AsyncWriteExt;
+    repeat_seed(dur, count, || {
+        trt.block_on(async {
+            let mut f = tokio::fs::File::create(path).await.map_err(|e| format!("{}: {e}", path.display()))?;
+            let start = Instant::now();
+            for _ in 0..count {
+                f.write_all(buf).await.map_err(|e| format!("tokio write: {e}"))?;
+                f.sync_all().await.map_err(|e| format!("tokio fsync: {e}"))?;
+            }
+            Ok(start.elapsed().as_secs_f64())
+        })
+    })
+}
+
 // ---------------------------------------------------------------- fio
 
-fn fio_io(fio: &Path, path: &Path, spec: &IoSpec, dur: Duration) -> Result<Sample, String> {
-    let ms = dur.as_millis().max(1);
-    let args = [
+/// fio's figure for the object pattern: a fresh file, `count` O_DIRECT
+/// 1 MiB sequential writes at depth 1, fdatasync after each, no
+/// preallocation; whole passes until `dur` has passed.
+fn fio_objects(fio: &Path, path: &Path, count: u64, dur: Duration) -> Result<Sample, String> {
+    let spec = IoSpec { write: true, rand: false, bs: MIB, qd: 1, direct: true, file_size: count * MIB as u64 };
+    let extra = ["--fdatasync=1", "--fallocate=none", "--create_on_open=1"];
+    let wall = Instant::now();
+    let mut total = Sample { ops: 0, bytes: 0, secs: 0.0, peak_rss_kib: None, group_commits: None, cpu_secs: None };
+    loop {
+        let _ = std::fs::remove_file(path);
+        let s = fio_run(fio, path, &spec, None, &extra)?;
+        total.ops += s.ops;
+        total.bytes += s.bytes;
+        total.secs += s.secs;
+        if wall.elapsed() >= dur {
+            return Ok(total);
+        }
+    }
+}
+
+pub(crate) fn fio_io(fio: &Path, path: &Path, spec: &IoSpec, dur: Duration) -> Result<Sample, String> {
+    fio_run(fio, path, spec, Some(dur), &["--norandommap=1", "--randrepeat=0", "--invalidate=0"])
+}
+
+/// One fio job: time-based for `dur`, else one pass over the file.
+fn fio_run(fio: &Path, path: &Path, spec: &IoSpec, dur: Option<Duration>, extra: &[&str]) -> Result<Sample, String> {
+    let mut args = vec![
         "--name=rio-bench".to_string(),
         format!("--filename={}", path.display()),
         "--ioengine=io_uring".into(),
@@ -460,13 +561,13 @@ fn fio_io(fio: &Path, path: &Path, spec: &IoSpec, dur: Duration) -> Result<Sampl
         format!("--iodepth={}", spec.qd),
         format!("--direct={}", u8::from(spec.direct)),
         format!("--size={}", spec.file_size),
-        "--time_based=1".into(),
-        format!("--runtime={ms}ms"),
-        "--norandommap=1".into(),
-        "--randrepeat=0".into(),
-        "--invalidate=0".into(),
         "--output-format=json".into(),
     ];
+    if let Some(dur) = dur {
+        args.push("--time_based=1".into());
+        args.push(format!("--runtime={}ms", dur.as_millis().max(1)));
+    }
+    args.extend(extra.iter().map(|a| a.to_string()));
     let out = Command::new(fio).args(&args).output().map_err(|e| format!("cannot run fio: {e}"))?;
     if !out.status.success() {
         return Err(format!("fio {} failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim()));
@@ -487,7 +588,10 @@ fn fio_io(fio: &Path, path: &Path, spec: &IoSpec, dur: Duration) -> Result<Sampl
     if ops == 0 || runtime_ms <= 0.0 {
         return Err("fio did no I/O".into());
     }
-    Ok(Sample { ops, bytes, secs: runtime_ms / 1000.0, peak_rss_kib: None, group_commits: None })
+    // usr_cpu/sys_cpu: percent of one CPU over the job's run time.
+    let cpu_pct = job["usr_cpu"].as_f64().unwrap_or(0.0) + job["sys_cpu"].as_f64().unwrap_or(0.0);
+    let cpu_secs = (cpu_pct > 0.0).then(|| cpu_pct / 100.0 * job["job_runtime"].as_f64().unwrap_or(runtime_ms) / 1000.0);
+    Ok(Sample { ops, bytes, secs: runtime_ms / 1000.0, peak_rss_kib: None, group_commits: None, cpu_secs })
 }
 
 // ---------------------------------------------------------------- driver
@@ -537,6 +641,20 @@ pub fn run_all(opts: &Opts, env: &Env, res: &mut Results) {
                 units.push(unit(&id, TOKIO, Box::new(move |d| tokio_seed(&env.tokio, &p4, mib, buf, d))));
                 res.note(&w.id, FIO, "not run: fio's buffered write + end_fsync timing is not comparable");
             }
+            Kind::Objects { count, path: how } => {
+                let path = env.seed_path.clone();
+                let (p1, p2, p3, p4, p5) = (path.clone(), path.clone(), path.clone(), path.clone(), path.clone());
+                let buf: &[u8] = &seed_buf;
+                if let Ok(rt) = &env.uring {
+                    units.push(unit(&id, RIO_URING, Box::new(move |d| rio_objects(rt, &p1, count, how, buf, d))));
+                }
+                units.push(unit(&id, RIO_POOL, Box::new(move |d| rio_objects(&env.pool, &p2, count, how, buf, d))));
+                units.push(unit(&id, STD, Box::new(move |d| std_objects(&p3, count, buf, d))));
+                units.push(unit(&id, TOKIO, Box::new(move |d| tokio_objects(&env.tokio, &p4, count, buf, d))));
+                if let Some(fio) = &env.fio {
+                    units.push(unit(&id, FIO, Box::new(move |d| fio_objects(fio, &p5, count, d))));
+                }
+            }
             Kind::Io(spec) => {
                 let path = if spec.direct { env.direct_path.clone() } else { env.cache_path.clone() };
                 if !spec.direct {
@@ -571,7 +689,7 @@ pub fn run_all(opts: &Opts, env: &Env, res: &mut Results) {
         let warm = Some((opts.duration / 5).max(Duration::from_millis(20)));
         run_interleaved(&mut units, opts, warm, res);
         drop(units);
-        if matches!(fw.kind, Kind::Seed { .. }) {
+        if matches!(fw.kind, Kind::Seed { .. } | Kind::Objects { .. }) {
             let _ = std::fs::remove_file(&env.seed_path);
         }
         let _ = std::io::stderr().flush();

@@ -11,6 +11,7 @@
 
 mod files;
 mod opts;
+mod queue;
 mod report;
 mod sys;
 mod wal;
@@ -30,6 +31,8 @@ pub struct Sample {
     pub peak_rss_kib: Option<u64>,
     /// WAL runs: group commits (one write + one fdatasync each) it took.
     pub group_commits: Option<u64>,
+    /// CPU time (user + system) the run used, where measured (queue rows).
+    pub cpu_secs: Option<f64>,
 }
 
 impl Sample {
@@ -84,6 +87,13 @@ pub const STD: &str = "std";
 pub const TOKIO: &str = "tokio";
 pub const FIO: &str = "fio";
 pub const ALL_PEERS: [&str; 5] = [RIO_URING, RIO_POOL, STD, TOKIO, FIO];
+/// Peers of the queue rows (benches/compare/queue.rs), next to FIO.
+pub const RIO_QUEUE: &str = "rio-queue";
+pub const RIO_QUEUE_POOL: &str = "rio-queue-pool";
+pub const RIO_BATCH: &str = "rio-batch";
+pub const PY_ASYNCIO: &str = "py-asyncio";
+pub const PY_EXECUTOR: &str = "py-executor";
+pub const QUEUE_PEERS: [&str; 5] = [RIO_QUEUE, RIO_QUEUE_POOL, RIO_BATCH, PY_ASYNCIO, PY_EXECUTOR];
 
 pub fn peer_title(p: &str) -> &'static str {
     match p {
@@ -92,6 +102,11 @@ pub fn peer_title(p: &str) -> &'static str {
         STD => "std pread/pwrite",
         TOKIO => "tokio::fs",
         FIO => "fio io_uring",
+        RIO_QUEUE => "rio queue (io_uring)",
+        RIO_QUEUE_POOL => "rio queue (thread pool)",
+        RIO_BATCH => "rio batch-then-drain",
+        PY_ASYNCIO => "Python AsyncFile",
+        PY_EXECUTOR => "Python run_in_executor(os.preadv)",
         _ => "?",
     }
 }
@@ -223,7 +238,7 @@ fn main() {
         return;
     }
     if opts.list {
-        for w in files::workloads(&opts).iter().chain(wal::workloads(&opts).iter()) {
+        for w in files::workloads(&opts).iter().chain(wal::workloads(&opts).iter()).chain(queue::workloads(&opts).iter()) {
             println!("{:<22} {}", w.id, w.title);
         }
         return;
@@ -260,6 +275,7 @@ fn run(opts: Opts) -> i32 {
     };
     files::run_all(&opts, &env, &mut res);
     wal::run_all(&opts, &env, &mut res);
+    queue::run_all(&opts, &env, &mut res);
     env.cleanup(&opts);
 
     let elapsed = started.elapsed();

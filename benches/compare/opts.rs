@@ -9,8 +9,9 @@ usage: cargo bench --bench compare -- [options]      (or: make bench BENCH_ARGS=
 
   --quick               smaller files, shorter runs, 2 repetitions (~30 s)
   --workloads LIST      comma-separated workload ids or prefixes, or groups:
-                        seed, direct, cached, files, wal, all (default all); see --list
-  --peers LIST          rio-uring,rio-pool,std,tokio,fio (default: all)
+                        seed, objects, direct, cached, files, wal, queue, all (default all); see --list
+  --peers LIST          rio-uring,rio-pool,std,tokio,fio, and for the queue rows
+                        rio-queue,rio-queue-pool,rio-batch,py-asyncio,py-executor (default: all)
   --duration D          length of each timed run: 500ms, 1s, 2.5s (default 500ms)
   --reps N              repetitions per peer and workload; medians are reported (default 5)
   --file-size SIZE      O_DIRECT data file (default 1G; K/M/G suffixes)
@@ -100,7 +101,7 @@ impl Opts {
         let mut o = Opts {
             quick: false,
             workloads: vec!["all".into()],
-            peers: super::ALL_PEERS.iter().map(|p| p.to_string()).collect(),
+            peers: super::ALL_PEERS.iter().chain(&super::QUEUE_PEERS).map(|p| p.to_string()).collect(),
             duration: Duration::from_millis(500),
             reps: 5,
             file_size: 1 << 30,
@@ -145,8 +146,9 @@ impl Opts {
                 "--peers" | "-p" => {
                     let v = list(&value()?);
                     for p in &v {
-                        if !super::ALL_PEERS.contains(&p.as_str()) {
-                            return Err(format!("unknown peer {p:?} (peers: {})", super::ALL_PEERS.join(",")));
+                        if !super::ALL_PEERS.contains(&p.as_str()) && !super::QUEUE_PEERS.contains(&p.as_str()) {
+                            let known: Vec<&str> = super::ALL_PEERS.iter().chain(&super::QUEUE_PEERS).copied().collect();
+                            return Err(format!("unknown peer {p:?} (peers: {})", known.join(",")));
                         }
                     }
                     o.peers = v;

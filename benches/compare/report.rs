@@ -8,7 +8,10 @@ use serde_json::{json, Value};
 
 use crate::opts::Opts;
 use crate::sys::Machine;
-use crate::{peer_title, wal, Metric, Results, ALL_PEERS, FIO, RIO_POOL, RIO_URING, STD, TOKIO};
+use crate::{
+    peer_title, wal, Metric, Results, ALL_PEERS, FIO, PY_ASYNCIO, PY_EXECUTOR, QUEUE_PEERS, RIO_BATCH, RIO_POOL, RIO_QUEUE,
+    RIO_QUEUE_POOL, RIO_URING, STD, TOKIO,
+};
 
 pub struct Report<'a> {
     pub opts: &'a Opts,
@@ -80,6 +83,68 @@ impl Report<'_> {
         Some(wal::loop_id(wal::size_of_id(wal_id, &self.opts.wal_sizes)?))
     }
 
+    /// Median CPU seconds (user + system) per op of a peer's runs.
+    fn cpu_per_op(&self, w: &str, p: &str) -> Option<f64> {
+        let v: Vec<f64> = self
+            .res
+            .samples
+            .get(&(w.to_string(), p.to_string()))?
+            .iter()
+            .filter_map(|s| s.cpu_secs.filter(|_| s.ops > 0).map(|c| c / s.ops as f64))
+            .collect();
+        crate::median(v)
+    }
+
+    fn show_cpu(&self, w: &str, p: &str) -> String {
+        self.cpu_per_op(w, p).map(|c| format!("{:.2}", c * 1e6)).unwrap_or_else(|| "–".into())
+    }
+
+    /// The queue rows (benches/compare/queue.rs): their own peers.
+    fn queue_tables(&self, s: &mut String) {
+        let rows: Vec<_> = self.res.workloads.iter().filter(|w| w.group == "queue" && w.id != "queue-python-asyncio-32").collect();
+        if !rows.is_empty() {
+            let _ = writeln!(s);
+            let _ = writeln!(
+                s,
+                "| queue workload (IOPS) | rio queue | rio queue (pool) | rio batch-then-drain | fio io_uring | queue/fio | queue/batch | CPU µs/op queue | CPU µs/op batch | CPU µs/op fio | CPU queue/fio | spread |"
+            );
+            let _ = writeln!(s, "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
+            for w in rows {
+                let q = self.res.median(&w.id, RIO_QUEUE);
+                let _ = writeln!(
+                    s,
+                    "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                    w.title,
+                    self.cell(&w.id, RIO_QUEUE),
+                    self.cell(&w.id, RIO_QUEUE_POOL),
+                    self.cell(&w.id, RIO_BATCH),
+                    self.cell(&w.id, FIO),
+                    show_ratio(ratio(q, self.res.median(&w.id, FIO))),
+                    show_ratio(ratio(q, self.res.median(&w.id, RIO_BATCH))),
+                    self.show_cpu(&w.id, RIO_QUEUE),
+                    self.show_cpu(&w.id, RIO_BATCH),
+                    self.show_cpu(&w.id, FIO),
+                    show_ratio(ratio(self.cpu_per_op(&w.id, RIO_QUEUE), self.cpu_per_op(&w.id, FIO))),
+                    show_spread(self.spread(&w.id, &[RIO_QUEUE, RIO_QUEUE_POOL, RIO_BATCH, FIO]))
+                );
+            }
+        }
+        if let Some(w) = self.res.workloads.iter().find(|w| w.id == "queue-python-asyncio-32") {
+            let _ = writeln!(s);
+            let _ = writeln!(s, "| Python asyncio workload (IOPS) | rio.AsyncFile | run_in_executor(os.preadv) | AsyncFile/executor | spread |");
+            let _ = writeln!(s, "|---|--:|--:|--:|--:|");
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} | {} |",
+                w.title,
+                self.cell(&w.id, PY_ASYNCIO),
+                self.cell(&w.id, PY_EXECUTOR),
+                show_ratio(ratio(self.res.median(&w.id, PY_ASYNCIO), self.res.median(&w.id, PY_EXECUTOR))),
+                show_spread(self.spread(&w.id, &[PY_ASYNCIO, PY_EXECUTOR]))
+            );
+        }
+    }
+
     fn peak_rss(&self, w: &str, p: &str) -> Option<u64> {
         self.res.samples.get(&(w.to_string(), p.to_string()))?.iter().filter_map(|s| s.peak_rss_kib).max()
     }
@@ -103,6 +168,9 @@ impl Report<'_> {
         vs("O_DIRECT seq read 1 MiB QD8: rio / fio", "direct-seq-read-1m-qd8", RIO_URING, FIO, 0.9);
         vs("seed write+fsync: rio / tokio::fs", "seed-write-fsync", RIO_URING, TOKIO, 3.0);
         vs("seed write+fsync: rio / std", "seed-write-fsync", RIO_URING, STD, 0.9);
+        vs("queue O_DIRECT rand read 4 KiB kept 32 deep: queue / fio", "queue-randread-4k-qd32", RIO_QUEUE, FIO, 1.0);
+        vs("queue O_DIRECT rand write 4 KiB kept 32 deep: queue / fio", "queue-randwrite-4k-qd32", RIO_QUEUE, FIO, 1.0);
+        vs("Python asyncio 32 tasks: AsyncFile / run_in_executor(os.preadv)", "queue-python-asyncio-32", PY_ASYNCIO, PY_EXECUTOR, 3.0);
         // Per-op cost ratio is the inverse of the rate ratio.
         {
             let w = "cached-rand-read-4k-qd1";
@@ -118,6 +186,16 @@ impl Report<'_> {
                 measured: cost,
                 shown,
                 met: cost.map(|c| c <= 1.2),
+            });
+        }
+        for w in ["queue-randread-4k-qd32", "queue-randwrite-4k-qd32"] {
+            let cost = ratio(self.cpu_per_op(w, RIO_QUEUE), self.cpu_per_op(w, FIO));
+            t.push(Target {
+                name: format!("{w}: CPU per op, queue / fio"),
+                want: "≤ 1.1×".into(),
+                measured: cost,
+                shown: show_ratio(cost),
+                met: cost.map(|c| c <= 1.1),
             });
         }
         let mut wal_vs_loop = |name: &str, size: usize, threads: usize, min: f64| {
@@ -203,7 +281,7 @@ impl Report<'_> {
             o.cache_size >> 20,
             m.loadavg_start
         );
-        let file_rows: Vec<_> = self.res.workloads.iter().filter(|w| w.group != "wal").collect();
+        let file_rows: Vec<_> = self.res.workloads.iter().filter(|w| w.group != "wal" && w.group != "queue").collect();
         if !file_rows.is_empty() {
             let _ = writeln!(s);
             let _ = writeln!(
@@ -270,6 +348,7 @@ impl Report<'_> {
                 );
             }
         }
+        self.queue_tables(&mut s);
         let targets = self.targets();
         let _ = writeln!(s);
         let _ = writeln!(s, "| target | wanted | measured | verdict |");
@@ -308,7 +387,7 @@ impl Report<'_> {
             .iter()
             .map(|w| {
                 let mut peers = serde_json::Map::new();
-                for p in ALL_PEERS {
+                for p in ALL_PEERS.iter().chain(&QUEUE_PEERS).copied() {
                     let key = (w.id.clone(), p.to_string());
                     let samples = r.samples.get(&key);
                     let note = r.notes.get(&key);
@@ -319,7 +398,7 @@ impl Report<'_> {
                         .map(|v| {
                             v.iter()
                                 .map(|x| {
-                                    json!({ "ops": x.ops, "bytes": x.bytes, "secs": x.secs, "rate": w.metric.of(x), "peak_rss_kib": x.peak_rss_kib, "group_commits": x.group_commits })
+                                    json!({ "ops": x.ops, "bytes": x.bytes, "secs": x.secs, "rate": w.metric.of(x), "peak_rss_kib": x.peak_rss_kib, "group_commits": x.group_commits, "cpu_secs": x.cpu_secs })
                                 })
                                 .collect()
                         })
@@ -335,6 +414,14 @@ impl Report<'_> {
                     if let Some(x) = ratio(u, r.median(&w.id, p)) {
                         ratios.insert(format!("rio-uring/{p}"), json!(x));
                     }
+                }
+                for (a, b) in [(RIO_QUEUE, FIO), (RIO_QUEUE, RIO_BATCH), (PY_ASYNCIO, PY_EXECUTOR)] {
+                    if let Some(x) = ratio(r.median(&w.id, a), r.median(&w.id, b)) {
+                        ratios.insert(format!("{a}/{b}"), json!(x));
+                    }
+                }
+                if let Some(x) = ratio(self.cpu_per_op(&w.id, RIO_QUEUE), self.cpu_per_op(&w.id, FIO)) {
+                    ratios.insert("cpu-per-op rio-queue/fio".into(), json!(x));
                 }
                 if let Some(l) = self.loop_of(&w.id) {
                     let lv = r.median(&l, STD);
@@ -385,6 +472,11 @@ impl Report<'_> {
             (TOKIO, "#2ca02c"),
             (FIO, "#7f7f7f"),
             ("loop", "#1f77b4"),
+            (RIO_QUEUE, "#9467bd"),
+            (RIO_QUEUE_POOL, "#c5b0d5"),
+            (RIO_BATCH, "#d62728"),
+            (PY_ASYNCIO, "#9467bd"),
+            (PY_EXECUTOR, "#17becf"),
         ];
         let color = |p: &str| colors.iter().find(|(n, _)| *n == p).map(|(_, c)| *c).unwrap_or("#999");
         let mut blocks: Vec<ChartBlock> = Vec::new();
@@ -394,6 +486,7 @@ impl Report<'_> {
             }
             let mut bars: Vec<(String, f64)> = ALL_PEERS
                 .iter()
+                .chain(&QUEUE_PEERS)
                 .filter_map(|p| r.median(&w.id, p).map(|v| (p.to_string(), v)))
                 .collect();
             if let Some(l) = self.loop_of(&w.id) {
@@ -418,10 +511,12 @@ impl Report<'_> {
             );
             y += head_h;
             let max = bars.iter().map(|b| b.1).fold(0.0f64, f64::max).max(1e-9);
-            let rio = bars.iter().find(|b| b.0 == RIO_URING).map(|b| b.1);
+            // The row's rio reference: io_uring, the queue, or AsyncFile.
+            let reference = [RIO_URING, RIO_QUEUE, PY_ASYNCIO].into_iter().find(|r| bars.iter().any(|b| b.0 == *r));
+            let rio = bars.iter().find(|b| Some(b.0.as_str()) == reference).map(|b| b.1);
             for (p, v) in bars {
                 let vs = match rio {
-                    Some(r) if p != RIO_URING && *v > 0.0 => format!(" (rio {:.2}×)", r / v),
+                    Some(r) if Some(p.as_str()) != reference && *v > 0.0 => format!(" (rio {:.2}×)", r / v),
                     _ => String::new(),
                 };
                 let len = (v / max * bar_w).max(1.0);

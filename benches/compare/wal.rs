@@ -201,6 +201,7 @@ fn child_sample(spec: &ChildSpec) -> Result<Sample, String> {
         secs: v["secs"].as_f64().ok_or("secs")?,
         peak_rss_kib: v["peak_rss_kib"].as_u64(),
         group_commits: v["group_commits"].as_u64(),
+        cpu_secs: None,
     })
 }
 

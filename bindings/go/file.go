@@ -6,6 +6,7 @@ package rio
 import "C"
 
 import (
+	"errors"
 	"io"
 	"io/fs"
 	"os"
@@ -22,6 +23,10 @@ type File struct {
 	mu   sync.RWMutex
 	ptr  *C.rio_file_t
 	name string
+	// appendMode: opened with os.O_APPEND, where the kernel ignores the
+	// offset, so WriteAt and WritevAt refuse (as os.File.WriteAt does)
+	// rather than write somewhere the caller did not ask for.
+	appendMode bool
 }
 
 var (
@@ -106,7 +111,7 @@ func (rt *Runtime) OpenFile(name string, flag int, perm fs.FileMode) (*File, err
 	if _, err := result(op, C.riogo_file_open(ptr, cname, flags, C.uint32_t(mode), &fp)); err != nil {
 		return nil, err
 	}
-	f := &File{ptr: fp, name: name}
+	f := &File{ptr: fp, name: name, appendMode: flag&os.O_APPEND != 0}
 	runtime.SetFinalizer(f, (*File).Close)
 	return f, nil
 }
@@ -160,13 +165,33 @@ func (f *File) ReadAt(p []byte, off int64) (int, error) {
 	return int(n), nil
 }
 
-// WriteAt writes all of p at offset off (at the end of the file when it
-// was opened with os.O_APPEND). It returns len(p), or 0 and an error.
+// WriteAt writes all of p at offset off. It returns len(p), or 0 and an
+// error. Like os.File.WriteAt, it refuses a file opened with os.O_APPEND
+// (the kernel would write at the end, not at off): the error is
+// ErrWriteAtInAppendMode (and EINVAL). Use Append on such files.
 func (f *File) WriteAt(p []byte, off int64) (int, error) {
 	const op = "File.WriteAt"
+	if err := f.checkNotAppend(op); err != nil {
+		return 0, err
+	}
 	if off < 0 {
 		return 0, errInvalid(op, "negative offset")
 	}
+	return f.write(op, p, off)
+}
+
+// Append writes all of p at the end of a file opened with os.O_APPEND (one
+// write: concurrent appends do not interleave their bytes). It returns
+// len(p), or 0 and an error; EINVAL on a file opened without os.O_APPEND.
+func (f *File) Append(p []byte) (int, error) {
+	const op = "File.Append"
+	if !f.appendMode {
+		return 0, errInvalid(op, f.name+": the file was not opened with os.O_APPEND (use WriteAt)")
+	}
+	return f.write(op, p, 0) // the kernel ignores the offset under O_APPEND
+}
+
+func (f *File) write(op string, p []byte, off int64) (int, error) {
 	ptr, err := f.lock(op)
 	if err != nil {
 		return 0, err
@@ -180,6 +205,25 @@ func (f *File) WriteAt(p []byte, off int64) (int, error) {
 		return 0, err
 	}
 	return int(n), nil
+}
+
+// ErrWriteAtInAppendMode is what WriteAt and WritevAt return (wrapped, with
+// EINVAL) on a file opened with os.O_APPEND, as os.File.WriteAt does.
+var ErrWriteAtInAppendMode = errors.New("rio: invalid use of WriteAt on file opened with O_APPEND")
+
+// checkNotAppend fails positioned writes on an O_APPEND file; a closed
+// file reports that first, as os.File does.
+func (f *File) checkNotAppend(op string) error {
+	if !f.appendMode {
+		return nil
+	}
+	if _, err := f.lock(op); err != nil {
+		return err
+	}
+	f.mu.RUnlock()
+	msg := "rio " + op + ": " + f.name + ": the file was opened with O_APPEND, where writes go to the end " +
+		"whatever the offset; use Append"
+	return &Error{Op: op, Errno: syscall.EINVAL, Msg: msg, sentinel: ErrWriteAtInAppendMode}
 }
 
 // iovecs builds a C.malloc'd iovec array for bufs (see pin.go); free it
@@ -234,6 +278,9 @@ func (f *File) ReadvAt(bufs [][]byte, off int64) (int, error) {
 // operation: all of them, or an error. At most 1024 buffers.
 func (f *File) WritevAt(bufs [][]byte, off int64) (int, error) {
 	const op = "File.WritevAt"
+	if err := f.checkNotAppend(op); err != nil {
+		return 0, err
+	}
 	if off < 0 {
 		return 0, errInvalid(op, "negative offset")
 	}

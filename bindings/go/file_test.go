@@ -207,8 +207,8 @@ func TestOpenFlags(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := a.WriteAt([]byte("ab"), 0); err != nil { // offset ignored
-			t.Fatal(err)
+		if n, err := a.Append([]byte("ab")); n != 2 || err != nil {
+			t.Fatalf("Append = %d, %v", n, err)
 		}
 		buf := make([]byte, 20)
 		if n, _ := a.ReadAt(buf, 0); string(buf[:n]) != "0123456789ab" {
@@ -504,4 +504,88 @@ func TestFinalizers(t *testing.T) {
 			t.Fatalf("%d descriptors open before, %d after dropping 20 files", before, n)
 		}
 	}
+}
+
+// WriteAt (and WritevAt) on a file opened with O_APPEND refuse, as
+// os.File.WriteAt does, instead of silently writing at the end; the file is
+// unchanged. Append writes at the end. Checked against os.File itself.
+func TestWriteAtAppendModeRefused(t *testing.T) {
+	eachBackend(t, func(t *testing.T, rt *rio.Runtime) {
+		path := filepath.Join(t.TempDir(), "append")
+		if err := os.WriteFile(path, []byte("0123456789"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		osf, err := os.OpenFile(path, os.O_RDWR|os.O_APPEND, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, osErr := osf.WriteAt([]byte("x"), 0)
+		osf.Close()
+		if osErr == nil {
+			t.Fatal("os.File.WriteAt on O_APPEND succeeded; the reference behaviour changed")
+		}
+		for _, flag := range []int{os.O_WRONLY | os.O_APPEND, os.O_RDWR | os.O_APPEND} {
+			f, err := rt.OpenFile(path, flag, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			n, err := f.WriteAt([]byte("XY"), 2)
+			if n != 0 || err == nil {
+				t.Fatalf("WriteAt on O_APPEND = %d, %v; os.File says %v", n, err, osErr)
+			}
+			if !errors.Is(err, rio.ErrWriteAtInAppendMode) || !errors.Is(err, syscall.EINVAL) ||
+				!strings.Contains(err.Error(), "O_APPEND") || !strings.Contains(err.Error(), path) {
+				t.Fatalf("WriteAt error %v", err)
+			}
+			if _, err := f.WriteAt(nil, 0); !errors.Is(err, rio.ErrWriteAtInAppendMode) {
+				t.Fatalf("empty WriteAt on O_APPEND: %v", err)
+			}
+			if _, err := f.WritevAt([][]byte{[]byte("Z")}, 0); !errors.Is(err, rio.ErrWriteAtInAppendMode) {
+				t.Fatalf("WritevAt on O_APPEND: %v", err)
+			}
+			f.Close()
+			if _, err := f.WriteAt([]byte("x"), 0); !errors.Is(err, fs.ErrClosed) {
+				t.Fatalf("WriteAt after Close: %v, want fs.ErrClosed first", err)
+			}
+		}
+		// A descriptor opened with O_APPEND elsewhere (NewFile reads its flags).
+		osa, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		nf, err := rt.NewFile(osa.Fd())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := nf.WriteAt([]byte("XY"), 2); !errors.Is(err, rio.ErrWriteAtInAppendMode) {
+			t.Fatalf("WriteAt on an O_APPEND descriptor from NewFile: %v", err)
+		}
+		nf.Close()
+		osa.Close()
+		if got, _ := os.ReadFile(path); string(got) != "0123456789" {
+			t.Fatalf("refused writes changed the file: %q", got)
+		}
+		a, err := rt.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n, err := a.Append([]byte("ab")); n != 2 || err != nil {
+			t.Fatalf("Append = %d, %v", n, err)
+		}
+		a.Close()
+		if got, _ := os.ReadFile(path); string(got) != "0123456789ab" {
+			t.Fatalf("after Append: %q", got)
+		}
+		p, err := rt.OpenFile(path, os.O_RDWR, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer p.Close()
+		if _, err := p.Append([]byte("x")); !errors.Is(err, syscall.EINVAL) {
+			t.Fatalf("Append without O_APPEND: %v", err)
+		}
+		if n, err := p.WriteAt([]byte("AB"), 0); n != 2 || err != nil {
+			t.Fatalf("WriteAt without O_APPEND = %d, %v", n, err)
+		}
+	})
 }

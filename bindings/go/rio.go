@@ -38,7 +38,8 @@ type Error struct {
 	Errno syscall.Errno // the cause, as an errno
 	Msg   string        // the library's message; names the function, path or argument, and cause
 
-	closed bool // the handle was already closed (matches fs.ErrClosed)
+	closed   bool  // the handle was already closed (matches fs.ErrClosed)
+	sentinel error // a package error this one also matches (ErrWriteAtInAppendMode)
 }
 
 func (e *Error) Error() string {
@@ -52,9 +53,12 @@ func (e *Error) Error() string {
 // errors.Is(err, syscall.ENOENT) and errors.As(err, &errno) work.
 func (e *Error) Unwrap() error { return e.Errno }
 
-// Is reports whether the error is a use of a closed handle (fs.ErrClosed);
-// everything else is matched through the errno (see Unwrap).
-func (e *Error) Is(target error) bool { return e.closed && target == fs.ErrClosed }
+// Is reports whether the error is a use of a closed handle (fs.ErrClosed)
+// or a package sentinel such as ErrWriteAtInAppendMode; everything else is
+// matched through the errno (see Unwrap).
+func (e *Error) Is(target error) bool {
+	return (e.closed && target == fs.ErrClosed) || (e.sentinel != nil && target == e.sentinel)
+}
 
 // Timeout reports whether the error is a timeout (ETIMEDOUT, EAGAIN...).
 func (e *Error) Timeout() bool { return e.Errno.Timeout() }

@@ -52,6 +52,12 @@ static inline riogo_ret riogo_file_read_at(rio_file_t *f, void *buf, size_t len,
 static inline riogo_ret riogo_file_write_at(rio_file_t *f, const void *buf, size_t len, uint64_t off) {
     return riogo_result(rio_file_write_at(f, buf, len, off));
 }
+static inline riogo_ret riogo_file_from_fd(rio_runtime_t *rt, int fd, uint32_t flags, rio_file_t **out) {
+    return riogo_result(rio_file_from_fd(rt, fd, flags, out));
+}
+static inline riogo_ret riogo_file_write_durable(rio_file_t *f, const void *buf, size_t len, uint64_t off) {
+    return riogo_result(rio_file_write_durable(f, buf, len, off));
+}
 static inline riogo_ret riogo_file_readv_at(rio_file_t *f, const struct iovec *iov, int n, uint64_t off) {
     return riogo_result(rio_file_readv_at(f, iov, n, off));
 }

@@ -147,7 +147,9 @@ func (rt *Runtime) Capabilities() (Capabilities, error) {
 		return Capabilities{}, err
 	}
 	defer rt.mu.RUnlock()
+	// The struct is versioned: the library fills at most struct_size bytes.
 	var c C.rio_capabilities_t
+	c.struct_size = C.uint32_t(unsafe.Sizeof(c))
 	if _, err := result(op, C.riogo_runtime_capabilities(ptr, &c)); err != nil {
 		return Capabilities{}, err
 	}

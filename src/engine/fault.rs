@@ -12,6 +12,14 @@
 //! kept write torn at a random byte), unlinks files whose directory entry
 //! was never synced, and fails every later operation with EIO, as a dead
 //! machine would. Removals of files are treated as immediately durable.
+//!
+//! Shadow descriptors live only while a file has undo records: a completed
+//! sync of the file (which drops them) closes its shadow, so does finding
+//! the file unlinked (checked whenever another file starts a journal), and
+//! so does the crash. A file written, closed and left unsynced keeps its
+//! shadow: the crash still has to roll it back. When a shadow cannot be
+//! opened (RLIMIT_NOFILE...), the change is not run unjournaled: the op
+//! fails with the open's errno, and a warning says why.
 
 use std::collections::HashMap;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -117,9 +125,49 @@ impl Undo {
 }
 
 struct FileJournal {
-    /// A buffered descriptor of the same file, for snapshots and rollback.
+    /// A buffered descriptor of the same file, for snapshots and rollback;
+    /// held only while `undo` is not empty.
     shadow: OwnedFd,
     undo: Vec<Undo>,
+    /// When the journal started (Journal::started), for a repeatable crash order.
+    since: u64,
+}
+
+impl FileJournal {
+    /// The file has no directory entry left: its changes cannot survive a
+    /// crash in any form (removals are durable), so it needs no journal.
+    fn unlinked(&self) -> bool {
+        nix::sys::stat::fstat(&self.shadow).is_ok_and(|st| st.st_nlink == 0)
+    }
+}
+
+impl Journal {
+    /// Closes the shadows of files that were unlinked since they were journaled.
+    fn release_unlinked(&mut self) {
+        self.files.retain(|_, f| !f.unlinked());
+    }
+}
+
+fn last_errno() -> i32 {
+    std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO)
+}
+
+/// A buffered read-write descriptor of the file `fd` refers to, reopened
+/// through /proc so `fd`'s O_DIRECT, O_APPEND or write-only mode do not
+/// get in the way of snapshots and rollback.
+fn open_shadow(fd: RawFd) -> Result<OwnedFd, i32> {
+    let path = std::ffi::CString::new(format!("/proc/self/fd/{fd}")).expect("no NUL in a /proc path");
+    loop {
+        // SAFETY: a valid C string; the descriptor is owned right away.
+        let shadow = unsafe { libc::open(path.as_ptr(), libc::O_RDWR | libc::O_CLOEXEC) };
+        if shadow >= 0 {
+            return Ok(unsafe { OwnedFd::from_raw_fd(shadow) });
+        }
+        match last_errno() {
+            libc::EINTR => continue,
+            errno => return Err(errno),
+        }
+    }
 }
 
 #[derive(Default)]
@@ -127,6 +175,8 @@ struct Journal {
     files: HashMap<(u64, u64), FileJournal>,
     /// Files created since their directory was last synced: (dir id, path).
     created: Vec<((u64, u64), PathBuf)>,
+    /// File journals started so far.
+    started: u64,
 }
 
 pub(crate) struct FaultBackend {
@@ -234,28 +284,35 @@ impl FaultBackend {
         rules.iter_mut().map(|r| r.matches(code).then_some(r.rule.action)).fold(None, |a, b| a.or(b))
     }
 
-    /// Saves what `op` is about to change, for a later crash.
-    fn journal_before(&self, op: &Op) {
+    /// Saves what `op` is about to change, for a later crash. `Err(errno)`
+    /// when the file cannot be journaled: the op must then fail with it,
+    /// since running the change unjournaled would let a simulated power
+    /// loss keep a write that was never synced.
+    fn journal_before(&self, op: &Op) -> Result<(), i32> {
         let (offset, len) = match op.kind {
             OpKind::Write { .. } | OpKind::Writev { .. } => (op.offset, op.transfer_len()),
             OpKind::Ftruncate { len } => (len, u64::MAX),
             OpKind::Fallocate { .. } => (0, 0),
-            _ => return,
+            _ => return Ok(()),
         };
-        let Some((id, _)) = file_id(op.fd) else { return };
+        // fstat fails only for a bad descriptor, which the op would fail on too.
+        let (id, _) = file_id(op.fd).ok_or_else(last_errno)?;
         let mut journal = self.journal.lock();
-        let entry = match journal.files.entry(id) {
-            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-            std::collections::hash_map::Entry::Vacant(v) => {
-                let path = format!("/proc/self/fd/{}", op.fd);
-                let cpath = std::ffi::CString::new(path).unwrap();
-                let fd = unsafe { libc::open(cpath.as_ptr(), libc::O_RDWR | libc::O_CLOEXEC) };
-                if fd < 0 {
-                    return;
-                }
-                v.insert(FileJournal { shadow: unsafe { OwnedFd::from_raw_fd(fd) }, undo: Vec::new() })
-            }
-        };
+        if !journal.files.contains_key(&id) {
+            journal.release_unlinked();
+            let shadow = open_shadow(op.fd).inspect_err(|&errno| {
+                tracing::warn!(
+                    fd = op.fd,
+                    error = %crate::error::strerror(errno),
+                    "fault injection: cannot open a shadow descriptor to journal a change for simulated power loss; \
+                     the operation fails instead of running unjournaled"
+                )
+            })?;
+            journal.started += 1;
+            let since = journal.started;
+            journal.files.insert(id, FileJournal { shadow, undo: Vec::new(), since });
+        }
+        let entry = journal.files.get_mut(&id).expect("inserted above");
         let shadow = entry.shadow.as_raw_fd();
         let old_size = file_size(shadow);
         let end = offset.saturating_add(len).min(old_size);
@@ -266,6 +323,7 @@ impl FaultBackend {
             (false, true) => data_extents(shadow, offset, end),
         };
         entry.undo.push(Undo { old_size, offset, saved, written: if is_write { len } else { 0 } });
+        Ok(())
     }
 
     /// A completed sync makes the file's (or directory's) changes durable.
@@ -283,8 +341,9 @@ impl FaultBackend {
         }
         if is_dir {
             journal.created.retain(|(dir, _)| *dir != id);
-        } else if let Some(f) = journal.files.get_mut(&id) {
-            f.undo.clear();
+        } else {
+            // Nothing of the file is left to roll back: close its shadow.
+            journal.files.remove(&id);
         }
     }
 
@@ -296,7 +355,11 @@ impl FaultBackend {
             CrashMode::TornPrefix { seed } => seed | 1,
             CrashMode::DiscardAll => 1,
         });
-        for f in journal.files.values_mut() {
+        // In the order the files were first journaled, not the map's
+        // (randomly seeded) order: the same seed must make the same choices.
+        let mut files: Vec<&mut FileJournal> = journal.files.values_mut().collect();
+        files.sort_by_key(|f| f.since);
+        for f in files {
             let keep = match mode {
                 CrashMode::DiscardAll => 0,
                 CrashMode::TornPrefix { .. } => dice.below(f.undo.len() as u64 + 1) as usize,
@@ -308,8 +371,9 @@ impl FaultBackend {
             if let (CrashMode::TornPrefix { .. }, Some(last)) = (mode, f.undo.last()) {
                 last.tear(fd, &mut dice);
             }
-            f.undo.clear();
         }
+        // The machine is dead: nothing is journaled any more.
+        journal.files.clear();
         for (_, path) in journal.created.drain(..) {
             let _ = std::fs::remove_file(path);
         }
@@ -335,14 +399,14 @@ impl Backend for FaultBackend {
                     ops.iter_mut().for_each(|op| op.result = -(libc::EIO as i64));
                     return;
                 }
-                Some(action) => {
-                    self.journal_before(op);
-                    run_faulted(op, action)
-                }
-                None => {
-                    self.journal_before(op);
-                    plain.push(i)
-                }
+                Some(action) => match self.journal_before(op) {
+                    Ok(()) => run_faulted(op, action),
+                    Err(errno) => op.result = -(errno as i64),
+                },
+                None => match self.journal_before(op) {
+                    Ok(()) => plain.push(i),
+                    Err(errno) => op.result = -(errno as i64),
+                },
             }
         }
         if !plain.is_empty() {

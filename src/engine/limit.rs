@@ -1,5 +1,7 @@
-//! The per-runtime bound on operations in flight. Callers beyond the bound
-//! wait; they never fail. The uncontended path is one CAS.
+//! The per-runtime bound on operations in flight. Blocking callers beyond
+//! the bound wait; they never fail. Queues take permits without waiting
+//! (`try_acquire_up_to`) and keep the ops that got none queued. The
+//! uncontended path is one CAS.
 
 use parking_lot::{Condvar, Mutex};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -49,6 +51,35 @@ impl Limit {
         Permits { limit: self, n }
     }
 
+    /// Takes as many of `n` permits as are free right now, without waiting;
+    /// returns how many. The caller gives each back with `release` when its
+    /// op completes (queues hold permits across calls, so no guard type).
+    pub fn try_acquire_up_to(&self, n: usize) -> usize {
+        let mut cur = self.available.load(Ordering::SeqCst);
+        loop {
+            let take = cur.min(n);
+            if take == 0 {
+                return 0;
+            }
+            match self.available.compare_exchange_weak(cur, cur - take, Ordering::SeqCst, Ordering::SeqCst) {
+                Ok(_) => return take,
+                Err(actual) => cur = actual,
+            }
+        }
+    }
+
+    /// Gives back `n` permits taken with `try_acquire_up_to`, waking
+    /// blocked callers.
+    pub fn release(&self, n: usize) {
+        self.available.fetch_add(n, Ordering::SeqCst);
+        if self.waiters.load(Ordering::SeqCst) > 0 {
+            // Taking the lock orders this notify after a waiter's failed
+            // try_take, so the wakeup cannot be lost.
+            let _guard = self.lock.lock();
+            self.freed.notify_all();
+        }
+    }
+
     fn try_take(&self, n: usize) -> bool {
         let mut cur = self.available.load(Ordering::SeqCst);
         loop {
@@ -70,13 +101,7 @@ impl Limit {
 
 impl Drop for Permits<'_> {
     fn drop(&mut self) {
-        self.limit.available.fetch_add(self.n, Ordering::SeqCst);
-        if self.limit.waiters.load(Ordering::SeqCst) > 0 {
-            // Taking the lock orders this notify after a waiter's failed
-            // try_take, so the wakeup cannot be lost.
-            let _guard = self.limit.lock.lock();
-            self.limit.freed.notify_all();
-        }
+        self.limit.release(self.n);
     }
 }
 
@@ -105,6 +130,24 @@ mod tests {
             t.join().unwrap();
         }
         assert!(peak.load(Ordering::SeqCst) <= 3);
+        assert_eq!(limit.in_flight(), 0);
+    }
+
+    #[test]
+    fn non_blocking_acquire_takes_what_is_free_and_release_wakes_waiters() {
+        let limit = Arc::new(Limit::new(4));
+        assert_eq!(limit.try_acquire_up_to(3), 3);
+        assert_eq!(limit.try_acquire_up_to(3), 1);
+        assert_eq!(limit.try_acquire_up_to(1), 0);
+        assert_eq!(limit.in_flight(), 4);
+        let waiter = {
+            let limit = limit.clone();
+            std::thread::spawn(move || drop(limit.acquire(2)))
+        };
+        limit.release(1);
+        limit.release(1);
+        waiter.join().unwrap();
+        limit.release(2);
         assert_eq!(limit.in_flight(), 0);
     }
 }

@@ -10,6 +10,7 @@ pub(crate) mod fault;
 pub(crate) mod fork;
 mod limit;
 pub(crate) mod pool;
+pub(crate) mod queue;
 pub(crate) mod uring;
 
 use std::os::fd::RawFd;
@@ -31,7 +32,7 @@ const SLOW_SYNC: std::time::Duration = std::time::Duration::from_millis(500);
 /// What an operation does. Pointers are the caller's memory: it must stay
 /// valid (and, for reads, unaliased) until `Engine::execute` returns.
 #[derive(Debug, Clone, Copy)]
-pub enum OpKind {
+pub(crate) enum OpKind {
     Read { buf: *mut u8, len: usize },
     Write { buf: *const u8, len: usize },
     Readv { iov: *const libc::iovec, iovcnt: usize },
@@ -48,7 +49,7 @@ pub enum OpKind {
 /// bytes transferred (reads: fewer than asked only at end of file), 0, or
 /// `-errno`.
 #[derive(Debug, Clone, Copy)]
-pub struct Op {
+pub(crate) struct Op {
     pub fd: RawFd,
     pub kind: OpKind,
     pub offset: u64,
@@ -183,6 +184,11 @@ pub(crate) trait Backend: Send + Sync {
     /// Every pointer in `ops` must be valid for the op's length until this
     /// returns; implementations return only when no submitted op is in flight.
     unsafe fn execute(&self, ops: &mut [Op]);
+
+    /// What a queue of `depth` ops runs on (src/engine/queue.rs).
+    fn queue_machinery(&self, _depth: u32) -> crate::Result<queue::Machinery> {
+        Err(crate::Error::new(libc::EOPNOTSUPP, "queues are not available on this backend (a fault-injecting runtime)"))
+    }
 }
 
 /// Progress of one op whose transfer may come back short.
@@ -289,13 +295,13 @@ impl Progress {
 /// The engine of one runtime: concurrency bound + metrics + backend.
 pub(crate) struct Engine {
     backend: Box<dyn Backend>,
-    limit: Limit,
+    limit: Arc<Limit>,
     pub metrics: Arc<Metrics>,
 }
 
 impl Engine {
     pub fn new(backend: Box<dyn Backend>, max_in_flight: usize, metrics: Arc<Metrics>) -> Engine {
-        Engine { backend, limit: Limit::new(max_in_flight), metrics }
+        Engine { backend, limit: Arc::new(Limit::new(max_in_flight)), metrics }
     }
 
     pub fn kind(&self) -> BackendKind {
@@ -304,6 +310,15 @@ impl Engine {
 
     pub fn in_flight(&self) -> usize {
         self.limit.in_flight()
+    }
+
+    /// The concurrency bound, shared with queues (they hold permits across calls).
+    pub(crate) fn limit(&self) -> &Arc<Limit> {
+        &self.limit
+    }
+
+    pub(crate) fn queue_machinery(&self, depth: u32) -> crate::Result<queue::Machinery> {
+        self.backend.queue_machinery(depth)
     }
 
     /// Runs `ops` to completion; every `op.result` is set on return.
@@ -362,9 +377,13 @@ impl Engine {
 /// pool's whole job, and the io_uring backend's path for opcodes the ring
 /// does not support.
 pub(crate) fn run_blocking(op: &mut Op) {
-    let mut progress = Progress::new(op);
+    finish_blocking(op, &mut Progress::new(op));
+}
+
+/// Continues an op from `progress` with blocking syscalls until it completes.
+pub(crate) fn finish_blocking(op: &mut Op, progress: &mut Progress) {
     loop {
-        let res = blocking_syscall(op, &progress);
+        let res = blocking_syscall(op, progress);
         if progress.complete(op, res) == After::Done {
             return;
         }

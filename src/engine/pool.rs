@@ -14,19 +14,35 @@ use parking_lot::{Condvar, Mutex};
 
 use super::{run_blocking, Backend, BackendKind, Op};
 
-/// One op handed to a worker, and the latch to count down when it is done.
-struct Job {
-    op: *mut Op,
-    latch: Arc<Latch>,
+/// Told when a worker has finished an op: a batch's latch, or a queue's
+/// completion list (src/engine/queue.rs).
+pub(crate) trait JobDone: Send + Sync {
+    /// The op `index` of this submitter is complete; the worker no longer
+    /// references its memory once this returns.
+    fn job_done(&self, index: u32);
 }
 
-// SAFETY: the submitting thread waits on the latch before the op's memory
-// can go away, so the pointer is valid for the whole job.
+/// One op handed to a worker, and whom to tell when it is done.
+pub(crate) struct Job {
+    pub op: *mut Op,
+    pub done: Arc<dyn JobDone>,
+    pub index: u32,
+}
+
+// SAFETY: the submitter keeps the op's memory alive until `job_done` (a
+// batch waits on its latch, a queue's close waits for its completions), so
+// the pointer is valid for the whole job.
 unsafe impl Send for Job {}
 
 struct Latch {
     remaining: Mutex<usize>,
     zero: Condvar,
+}
+
+impl JobDone for Latch {
+    fn job_done(&self, _index: u32) {
+        self.count_down();
+    }
 }
 
 impl Latch {
@@ -49,6 +65,18 @@ impl Latch {
 struct Queue {
     jobs: Mutex<(VecDeque<Job>, bool)>,
     ready: Condvar,
+}
+
+/// A handle on a pool's job queue, for submitters that do not wait (queues).
+#[derive(Clone)]
+pub(crate) struct Jobs(Arc<Queue>);
+
+impl Jobs {
+    /// Hands jobs to the workers; returns at once.
+    pub fn spawn(&self, jobs: impl Iterator<Item = Job>) {
+        self.0.jobs.lock().0.extend(jobs);
+        self.0.ready.notify_all();
+    }
 }
 
 pub(crate) struct PoolBackend {
@@ -92,13 +120,23 @@ fn worker(queue: &Queue) {
         };
         // SAFETY: see `Job`.
         run_blocking(unsafe { &mut *job.op });
-        job.latch.count_down();
+        job.done.job_done(job.index);
+    }
+}
+
+impl PoolBackend {
+    pub fn jobs(&self) -> Jobs {
+        Jobs(self.queue.clone())
     }
 }
 
 impl Backend for PoolBackend {
     fn kind(&self) -> BackendKind {
         BackendKind::ThreadPool
+    }
+
+    fn queue_machinery(&self, _depth: u32) -> crate::Result<super::queue::Machinery> {
+        Ok(super::queue::Machinery::Pool(self.jobs()))
     }
 
     unsafe fn execute(&self, ops: &mut [Op]) {
@@ -110,11 +148,8 @@ impl Backend for PoolBackend {
             return;
         }
         let latch = Arc::new(Latch { remaining: Mutex::new(rest.len()), zero: Condvar::new() });
-        {
-            let mut guard = self.queue.jobs.lock();
-            guard.0.extend(rest.iter_mut().map(|op| Job { op, latch: latch.clone() }));
-        }
-        self.queue.ready.notify_all();
+        let done: Arc<dyn JobDone> = latch.clone();
+        self.jobs().spawn(rest.iter_mut().map(|op| Job { op, done: done.clone(), index: 0 }));
         run_blocking(mine);
         // Workers still hold pointers into `rest` until the latch reaches zero.
         latch.wait();

@@ -240,6 +240,16 @@ impl UringBackend {
         })
     }
 
+    /// A ring for one asynchronous queue: no SINGLE_ISSUER/DEFER_TASKRUN
+    /// (nor COOP_TASKRUN), because the queue may be used from a different
+    /// thread at every call and a thread asleep in poll() on the queue's fd
+    /// must be woken by completions (docs/queues.md).
+    fn queue_ring(&self, depth: u32) -> io::Result<IoUring> {
+        let sq = depth.next_power_of_two();
+        let params = RingParams { sq_entries: sq, cq_entries: sq * 2, ..self.params.clone() };
+        build_ring(self.info.setup_flags & setup::IORING_SETUP_SUBMIT_ALL, &params)
+    }
+
     fn discard_ring(&self, ring: &SharedRing) {
         self.registry.lock().retain(|r| !Arc::ptr_eq(r, ring));
     }
@@ -262,6 +272,11 @@ fn setup_failure_reason(e: &io::Error) -> String {
 impl Backend for UringBackend {
     fn kind(&self) -> BackendKind {
         BackendKind::IoUring
+    }
+
+    fn queue_machinery(&self, depth: u32) -> crate::Result<super::queue::Machinery> {
+        let ring = self.queue_ring(depth).map_err(|e| crate::Error::from_io(e, "io_uring: cannot create the queue's ring"))?;
+        Ok(super::queue::Machinery::Ring(ring))
     }
 
     unsafe fn execute(&self, ops: &mut [Op]) {
@@ -454,7 +469,7 @@ fn uring_code(op: &Op) -> u8 {
     }
 }
 
-fn sqe_for(op: &Op, progress: &Progress, index: usize) -> squeue::Entry {
+pub(crate) fn sqe_for(op: &Op, progress: &Progress, index: usize) -> squeue::Entry {
     let fd = types::Fd(op.fd);
     let entry = match (op.kind, progress.step(op)) {
         (OpKind::Read { .. }, Step::Buf { addr, len, offset }) => {

@@ -4,7 +4,7 @@ use std::ffi::c_void;
 
 use super::file::rio_file_t;
 use super::runtime::rio_runtime_t;
-use super::{check_null, fail, ffi_boundary};
+use super::{check_null, fail, ffi_boundary, RIO_BATCH_MAX};
 use crate::engine::{Op, OpKind};
 use crate::Error;
 
@@ -40,7 +40,9 @@ pub struct rio_op {
 /// One operation of a batch, as DESIGN.md names it.
 pub type rio_op_t = rio_op;
 
-fn to_op(i: usize, op: &rio_op_t) -> crate::Result<Op> {
+/// Checks one C op (the checks of every entry point taking `rio_op_t`s:
+/// batches and queues) and builds the engine op; errors name `ops[i]`.
+pub(crate) fn to_op(i: usize, op: &rio_op_t) -> crate::Result<Op> {
     let bad = |what: &str| Error::invalid(format!("ops[{i}].{what}"));
     if op.file.is_null() {
         return Err(bad("file is NULL"));
@@ -48,31 +50,41 @@ fn to_op(i: usize, op: &rio_op_t) -> crate::Result<Op> {
     if op.flags != 0 {
         return Err(bad(&format!("flags: unknown bits {:#x}", op.flags)));
     }
-    let needs_buf = matches!(op.opcode, RIO_OP_READ | RIO_OP_WRITE);
-    if needs_buf && op.buf.is_null() && op.len != 0 {
-        return Err(bad("buf is NULL with a non-zero length"));
-    }
-    if needs_buf && op.len > isize::MAX as u64 {
-        return Err(bad("len is larger than the address space"));
-    }
-    if needs_buf {
-        super::check_offset(op.offset).map_err(|e| e.context(format_args!("ops[{i}]")))?;
-    }
-    let kind = match op.opcode {
-        RIO_OP_READ => OpKind::Read { buf: op.buf as *mut u8, len: op.len as usize },
-        RIO_OP_WRITE => OpKind::Write { buf: op.buf as *const u8, len: op.len as usize },
-        RIO_OP_FSYNC => OpKind::Fsync,
-        RIO_OP_FDATASYNC => OpKind::Fdatasync,
+    // Syncs ignore buf, len and offset (as documented): they hand on offset
+    // 0, so neither the offset-range nor the O_DIRECT alignment check sees
+    // whatever the caller left in those fields.
+    let (kind, offset) = match op.opcode {
+        RIO_OP_READ | RIO_OP_WRITE => {
+            if op.buf.is_null() && op.len != 0 {
+                return Err(bad("buf is NULL with a non-zero length"));
+            }
+            if op.len > isize::MAX as u64 {
+                return Err(bad("len is larger than the address space"));
+            }
+            super::check_offset(op.offset).map_err(|e| e.context(format_args!("ops[{i}]")))?;
+            let len = op.len as usize;
+            let kind = if op.opcode == RIO_OP_READ {
+                OpKind::Read { buf: op.buf as *mut u8, len }
+            } else {
+                OpKind::Write { buf: op.buf as *const u8, len }
+            };
+            (kind, op.offset)
+        }
+        RIO_OP_FSYNC => (OpKind::Fsync, 0),
+        RIO_OP_FDATASYNC => (OpKind::Fdatasync, 0),
         other => return Err(bad(&format!("opcode: unknown value {other}"))),
     };
     let file = &unsafe { &*op.file }.0;
-    file.prepare(kind, op.offset).map_err(|e| e.context(format_args!("ops[{i}]")))
+    file.prepare(kind, offset).map_err(|e| e.context(format_args!("ops[{i}]")))
 }
 
 /// Submits `n` operations together (one io_uring submission) and waits for
 /// all of them. Returns `n` with every `ops[i].result` set, or, when an op
 /// is malformed (NULL file, unknown opcode, non-zero flags, NULL buffer,
-/// O_DIRECT misalignment), `-EINVAL` naming `ops[i]`, and nothing ran.
+/// O_DIRECT misalignment of a read or write), `-EINVAL` naming `ops[i]`, and
+/// nothing ran. `n` is at most `RIO_BATCH_MAX` (larger: `-EINVAL`, nothing
+/// ran; split the work into several calls). `n` 0 returns 0 (`ops` may then
+/// be NULL). Fsync and fdatasync ops ignore `buf`, `len` and `offset`.
 /// Operations of one batch may run in any order relative to each other;
 /// put an fsync in a later batch to order it after writes.
 #[no_mangle]
@@ -83,6 +95,10 @@ pub extern "C" fn rio_submit_batch(rt: *mut rio_runtime_t, ops: *mut rio_op_t, n
             return 0;
         }
         check_null!("rio_submit_batch", ops);
+        if n > RIO_BATCH_MAX {
+            let why = format!("n: {n} operations is more than RIO_BATCH_MAX ({RIO_BATCH_MAX}); split the batch");
+            return fail("rio_submit_batch", Error::invalid(why));
+        }
         let c_ops = unsafe { std::slice::from_raw_parts_mut(ops, n) };
         let prepared: crate::Result<Vec<Op>> = c_ops.iter().enumerate().map(|(i, op)| to_op(i, op)).collect();
         let mut engine_ops = match prepared {

@@ -4,7 +4,7 @@ use std::ffi::{c_char, c_int, c_void};
 
 use super::runtime::rio_runtime_t;
 use super::{c_path, check_buf, check_null, check_offset, fail, ffi_boundary, finish};
-use crate::file::{open_flags, DiskFile};
+use crate::file::{fd_flags, open_flags, DiskFile};
 use crate::Error;
 
 /// An open file. Create with `rio_file_open`, free with `rio_file_close`.
@@ -28,6 +28,10 @@ pub const RIO_OPEN_DIRECT: u32 = 1 << 6;
 /// O_DSYNC: every write is durable when it returns.
 pub const RIO_OPEN_DSYNC: u32 = 1 << 7;
 
+/// `rio_file_from_fd` flag: the handle owns the descriptor, and
+/// `rio_file_close` closes it.
+pub const RIO_FD_OWNED: u32 = 1 << 0;
+
 /// Largest iovec count accepted by the vectored calls (IOV_MAX).
 pub const RIO_IOV_MAX: c_int = 1024;
 
@@ -43,6 +47,7 @@ const _: () = {
     assert!(RIO_OPEN_APPEND == open_flags::APPEND);
     assert!(RIO_OPEN_DIRECT == open_flags::DIRECT);
     assert!(RIO_OPEN_DSYNC == open_flags::DSYNC);
+    assert!(RIO_FD_OWNED == fd_flags::OWNED);
 };
 
 fn file<'a>(f: *mut rio_file_t) -> &'a DiskFile {
@@ -79,6 +84,38 @@ pub extern "C" fn rio_file_open(
     })
 }
 
+/// Wraps a descriptor the caller already has (a SQLite VFS, a
+/// PostgreSQL-style storage manager) in a handle; stores it in `*out`
+/// (NULL on failure). The access mode, O_DIRECT and O_APPEND are read from
+/// `fcntl(F_GETFL)`, so alignment checks and read/write permissions hold
+/// as for a handle from `rio_file_open` (a write through a read-only fd
+/// fails with `-EBADF`). `flags`: 0, the caller keeps the descriptor and
+/// `rio_file_close` leaves it open (so the process's POSIX record locks on
+/// the file survive the close), or `RIO_FD_OWNED`, the handle closes it.
+/// The caller must not close a borrowed fd while the handle is open.
+/// Errors: `-EBADF` when `fd` is not an open descriptor (the message names
+/// it), `-EINVAL` for NULL `rt`/`out` or unknown flag bits. On failure the
+/// descriptor is never closed, even with `RIO_FD_OWNED`.
+#[no_mangle]
+pub extern "C" fn rio_file_from_fd(rt: *mut rio_runtime_t, fd: c_int, flags: u32, out: *mut *mut rio_file_t) -> c_int {
+    ffi_boundary!("rio_file_from_fd", {
+        check_null!("rio_file_from_fd", out);
+        unsafe { *out = std::ptr::null_mut() };
+        check_null!("rio_file_from_fd", rt);
+        if flags & !fd_flags::ALL != 0 {
+            return fail("rio_file_from_fd", Error::invalid(format!("flags: unknown bits {:#x}", flags & !fd_flags::ALL)));
+        }
+        let rt = &unsafe { &*rt }.0;
+        match DiskFile::adopt(rt, fd, flags & RIO_FD_OWNED != 0) {
+            Ok(f) => {
+                unsafe { *out = Box::into_raw(Box::new(rio_file_t(f))) };
+                0
+            }
+            Err(e) => fail("rio_file_from_fd", e),
+        }
+    })
+}
+
 /// Reads up to `len` bytes at `offset` into `buf`. Returns the bytes read:
 /// fewer than `len` only at end of file. `-EINVAL` for NULL `f`, NULL `buf`
 /// with `len` > 0, or O_DIRECT misalignment (the message names it).
@@ -101,6 +138,35 @@ pub extern "C" fn rio_file_write_at(f: *mut rio_file_t, buf: *const c_void, len:
         check_buf!("rio_file_write_at", buf, len);
         let r = check_offset(offset).and_then(|_| unsafe { file(f).write_at_raw(buf as *const u8, len, offset) });
         finish("rio_file_write_at", r.map(|n| n as i64))
+    })
+}
+
+/// Writes all `len` bytes of `buf` at `offset` and returns `len` only once
+/// they, and the metadata needed to read them back (a grown size), are on
+/// stable storage. On a buffered handle the page-aligned middle goes
+/// through O_DIRECT (a second descriptor of the file, opened on first use)
+/// in chunks kept in flight together, head and tail through the page
+/// cache, then one fdatasync; a buffered read afterwards returns the new
+/// bytes. An O_DIRECT handle needs the usual alignment. Where the
+/// filesystem has no O_DIRECT, and on a descriptor borrowed through
+/// `rio_file_from_fd` (closing a second descriptor would drop the caller's
+/// POSIX locks), it is write + fdatasync (counted in the Prometheus metric
+/// `rio_durable_page_cache_fallbacks_total`). It never returns while any
+/// part is in flight; on error nothing is promised durable and the message
+/// says which part failed. `len` 0 returns 0 without I/O.
+/// Errors: `-EINVAL` (NULL `f`, NULL `buf` with `len` > 0, offset + len
+/// past the largest file offset, misalignment on an O_DIRECT handle, or an
+/// O_APPEND handle, whose writes ignore offsets), `-EBADF` for a handle
+/// not open for writing, or the `-errno` of the write or the sync.
+/// Thread-safe; concurrent durable writes to overlapping ranges leave
+/// either's bytes, as pwrite does.
+#[no_mangle]
+pub extern "C" fn rio_file_write_durable(f: *mut rio_file_t, buf: *const c_void, len: usize, offset: u64) -> i64 {
+    ffi_boundary!("rio_file_write_durable", {
+        check_null!("rio_file_write_durable", f);
+        check_buf!("rio_file_write_durable", buf, len);
+        let r = unsafe { file(f).write_durable_raw(buf as *const u8, len, offset) };
+        finish("rio_file_write_durable", r.map(|n| n as i64))
     })
 }
 
@@ -192,7 +258,8 @@ pub extern "C" fn rio_file_size(f: *mut rio_file_t) -> i64 {
 }
 
 /// Closes the file and frees the handle (always, even when close(2)
-/// reports an error, which is returned as `-errno`). NULL is a no-op
+/// reports an error, which is returned as `-errno`). A descriptor given to
+/// `rio_file_from_fd` without `RIO_FD_OWNED` is left open. NULL is a no-op
 /// returning 0. No call on `f` may be running or follow.
 #[no_mangle]
 pub extern "C" fn rio_file_close(f: *mut rio_file_t) -> c_int {

@@ -14,8 +14,16 @@ pub mod buf;
 pub mod fault;
 pub mod file;
 pub mod logging;
+pub mod queue;
 pub mod runtime;
 pub mod wal;
+
+/// The most entries one call takes from a caller's array: `n` of
+/// `rio_submit_batch` (larger is `-EINVAL`, and nothing runs). Bounding it
+/// keeps a garbage count from turning into a huge allocation or a slice
+/// that runs past the caller's memory; real batches are far smaller (the
+/// ring holds at most a few thousand entries at once anyway).
+pub const RIO_BATCH_MAX: usize = 65536;
 
 thread_local! {
     static LAST_ERROR: RefCell<CString> = RefCell::new(CString::default());
@@ -168,6 +176,36 @@ pub(crate) unsafe fn read_versioned<T: Copy>(cfg: *const T, defaults: T, what: &
     // SAFETY: size <= size_of::<T>() and the caller's struct has size bytes.
     unsafe { std::ptr::copy_nonoverlapping(cfg as *const u8, &mut out as *mut T as *mut u8, size) };
     Ok(out)
+}
+
+/// Smallest `struct_size` an output struct accepts: its fixed prefix,
+/// `uint32_t struct_size` and `int backend`, which every version has.
+pub(crate) const OUTPUT_STRUCT_PREFIX: usize = 8;
+
+/// Copies an output struct to a C caller who set `out->struct_size` to the
+/// size of its own version of the struct: at most that many bytes are
+/// written (an older, smaller struct never gets bytes past its end), at most
+/// ours (a newer, larger one keeps its extra fields untouched). The
+/// caller's `struct_size` is then set to the number of bytes filled, so a
+/// newer caller learns which of its fields this library did not know.
+/// A size below the fixed prefix (typically 0: not set) is `-EINVAL`.
+///
+/// # Safety
+/// `out` must point at `struct_size` writable bytes starting with a u32 size.
+pub(crate) unsafe fn write_versioned<T: Copy>(out: *mut T, mut value: T, type_name: &str) -> crate::Result<()> {
+    let size = unsafe { (out as *const u32).read_unaligned() } as usize;
+    if size < OUTPUT_STRUCT_PREFIX {
+        return Err(Error::invalid(format!(
+            "out->struct_size {size} is smaller than the {OUTPUT_STRUCT_PREFIX}-byte prefix every version has; \
+             set out->struct_size = sizeof({type_name}) before the call"
+        )));
+    }
+    let filled = size.min(std::mem::size_of::<T>());
+    // SAFETY: value is a T, whose layout starts with the u32 struct_size.
+    unsafe { (&mut value as *mut T as *mut u32).write(filled as u32) };
+    // SAFETY: filled <= size_of::<T>() and <= the caller's struct_size.
+    unsafe { std::ptr::copy_nonoverlapping(&value as *const T as *const u8, out as *mut u8, filled) };
+    Ok(())
 }
 
 /// Checks that the C `bool` at byte `at` of a caller's config (when its

@@ -3,7 +3,7 @@
 
 use std::ffi::{c_char, c_int};
 
-use super::{check_c_bool, check_null, fail, ffi_boundary, fill_c_chars, finish, read_versioned};
+use super::{check_c_bool, check_null, fail, ffi_boundary, fill_c_chars, finish, read_versioned, write_versioned};
 use crate::runtime::{BackendChoice, Runtime, RuntimeConfig};
 use crate::{BackendKind, Error};
 
@@ -70,12 +70,14 @@ impl rio_runtime_config_t {
     }
 }
 
-/// What a runtime can do and, when io_uring is not used, why. Output only:
-/// the library fills every field and sets `struct_size`.
+/// What a runtime can do and, when io_uring is not used, why. Output only,
+/// versioned: set `struct_size` to `sizeof(rio_capabilities_t)` before
+/// calling `rio_runtime_capabilities`, which fills at most that many bytes.
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct rio_capabilities_t {
-    /// Set to sizeof(rio_capabilities_t) by the library.
+    /// In: the caller's sizeof(rio_capabilities_t). Out: the bytes filled
+    /// (the smaller of that and the library's size).
     pub struct_size: u32,
     /// RIO_BACKEND_IO_URING or RIO_BACKEND_THREAD_POOL.
     pub backend: c_int,
@@ -155,8 +157,13 @@ pub extern "C" fn rio_runtime_backend(rt: *const rio_runtime_t) -> c_int {
     })
 }
 
-/// Fills `*out` with the runtime's capabilities. Returns 0, or `-EINVAL`
-/// for NULL arguments.
+/// Fills `*out` with the runtime's capabilities, writing at most
+/// `out->struct_size` bytes (the caller sets it, normally to
+/// `sizeof(rio_capabilities_t)`; a program built against an older, smaller
+/// struct gets its prefix and nothing past it). On return `struct_size`
+/// holds the bytes filled: the smaller of the caller's and the library's
+/// size. Returns 0, or `-EINVAL` for NULL arguments or a `struct_size`
+/// below 8 (the `struct_size` + `backend` prefix; 0 usually means unset).
 #[no_mangle]
 pub extern "C" fn rio_runtime_capabilities(rt: *const rio_runtime_t, out: *mut rio_capabilities_t) -> c_int {
     ffi_boundary!("rio_runtime_capabilities", {
@@ -165,7 +172,7 @@ pub extern "C" fn rio_runtime_capabilities(rt: *const rio_runtime_t, out: *mut r
         let caps = unsafe { &*rt }.0.capabilities();
         let ring = caps.ring.as_ref();
         let mut c = rio_capabilities_t {
-            struct_size: std::mem::size_of::<rio_capabilities_t>() as u32,
+            struct_size: 0,
             backend: backend_code(caps.backend),
             io_uring_available: ring.is_some(),
             sq_entries: ring.map_or(0, |r| r.sq_entries),
@@ -181,8 +188,8 @@ pub extern "C" fn rio_runtime_capabilities(rt: *const rio_runtime_t, out: *mut r
         fill_c_chars(&mut c.kernel_release, &caps.kernel_release);
         fill_c_chars(&mut c.ring_setup, ring.map_or("", |r| r.setup_flags_name));
         fill_c_chars(&mut c.io_uring_unavailable_reason, caps.io_uring_unavailable_reason.as_deref().unwrap_or(""));
-        unsafe { out.write(c) };
-        0
+        // SAFETY: the caller's struct has out->struct_size bytes.
+        finish("rio_runtime_capabilities", unsafe { write_versioned(out, c, "rio_capabilities_t") }.map(|()| 0))
     })
 }
 
@@ -255,12 +262,14 @@ pub struct rio_op_metrics_t {
 }
 
 /// A snapshot of a runtime's metrics, for programs that do not speak
-/// Prometheus. Output only: the library fills every field and sets
-/// `struct_size`.
+/// Prometheus. Output only, versioned: set `struct_size` to
+/// `sizeof(rio_metrics_t)` before calling `rio_runtime_metrics`, which fills
+/// at most that many bytes.
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct rio_metrics_t {
-    /// Set to sizeof(rio_metrics_t) by the library.
+    /// In: the caller's sizeof(rio_metrics_t). Out: the bytes filled (the
+    /// smaller of that and the library's size).
     pub struct_size: u32,
     /// RIO_BACKEND_IO_URING or RIO_BACKEND_THREAD_POOL.
     pub backend: c_int,
@@ -281,9 +290,13 @@ pub struct rio_metrics_t {
     pub ops: [rio_op_metrics_t; RIO_METRIC_OPS],
 }
 
-/// Fills `*out` with a snapshot of the runtime's metrics. Returns 0, or
-/// `-EINVAL` for NULL arguments. Thread-safe; counters are read one by
-/// one, so a snapshot taken under load is not atomic across fields.
+/// Fills `*out` with a snapshot of the runtime's metrics, writing at most
+/// `out->struct_size` bytes (set by the caller, normally to
+/// `sizeof(rio_metrics_t)`); on return `struct_size` holds the bytes
+/// filled, as for `rio_runtime_capabilities`. Returns 0, or `-EINVAL` for
+/// NULL arguments or a `struct_size` below 8. Thread-safe; counters are
+/// read one by one, so a snapshot taken under load is not atomic across
+/// fields.
 #[no_mangle]
 pub extern "C" fn rio_runtime_metrics(rt: *const rio_runtime_t, out: *mut rio_metrics_t) -> c_int {
     ffi_boundary!("rio_runtime_metrics", {
@@ -305,7 +318,7 @@ pub extern "C" fn rio_runtime_metrics(rt: *const rio_runtime_t, out: *mut rio_me
             }
         });
         let snapshot = rio_metrics_t {
-            struct_size: std::mem::size_of::<rio_metrics_t>() as u32,
+            struct_size: 0,
             backend: backend_code(rt.backend()),
             ops_in_flight: rt.ops_in_flight() as u64,
             batches: m.batches(),
@@ -315,8 +328,8 @@ pub extern "C" fn rio_runtime_metrics(rt: *const rio_runtime_t, out: *mut rio_me
             io_uring_ring_failures: rt.uring_ring_failures(),
             ops,
         };
-        unsafe { out.write(snapshot) };
-        0
+        // SAFETY: the caller's struct has out->struct_size bytes.
+        finish("rio_runtime_metrics", unsafe { write_versioned(out, snapshot, "rio_metrics_t") }.map(|()| 0))
     })
 }
 

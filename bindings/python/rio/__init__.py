@@ -24,6 +24,8 @@ library's message; use after ``close()`` raises ``ValueError``.
 
 from __future__ import annotations
 
+import importlib
+
 from . import _lib
 from ._buffer import alloc_buffer
 from ._errors import last_error_message, strerror
@@ -43,21 +45,38 @@ from ._lib import (
     RIO_OPEN_WRITE as OPEN_WRITE,
     LibraryNotFoundError,
 )
+from .aio import AsyncFile
 from .batch import FdatasyncOp, FsyncOp, Op, ReadOp, WriteOp
 from .file import File, parse_mode
 from .log import enable_logging, set_log_callback
 from .runtime import Capabilities, Metrics, OpMetrics, Runtime
 from .wal import Wal, WalReader
 
-__version__ = "0.1.0"
-
-#: Path (or soname) of the loaded librio.
-library_path: str = _lib.LIBRARY_PATH
+#: Path (or soname) of the loaded librio: ``<package>/librio.so`` when the
+#: library came with the wheel, else what ``RIO_LIBRARY``, the build tree or
+#: the system loader provided (see :mod:`rio._lib` for the order).
+LIBRARY_PATH: str = _lib.LIBRARY_PATH
+library_path: str = LIBRARY_PATH  # the older spelling
 
 
 def version() -> str:
     """The loaded library's version, e.g. ``"0.1.0"`` (``rio_version()``)."""
-    return _lib.lib.rio_version().decode("ascii", "replace")
+    raw: bytes = _lib.lib.rio_version()
+    return raw.decode("ascii", "replace")
+
+
+def _package_version() -> str:
+    # setup.py writes rio/_version.py (from Cargo.toml) into built packages;
+    # a source checkout has none, and its version is the library's.
+    try:
+        generated = importlib.import_module(f"{__name__}._version")
+    except ImportError:
+        return version()
+    return str(generated.__version__)
+
+
+#: The distribution's version (Cargo.toml's, like the library's).
+__version__: str = _package_version()
 
 
 __all__ = [
@@ -66,6 +85,7 @@ __all__ = [
     "Metrics",
     "OpMetrics",
     "File",
+    "AsyncFile",
     "Wal",
     "WalReader",
     "Op",
@@ -81,6 +101,7 @@ __all__ = [
     "last_error_message",
     "parse_mode",
     "library_path",
+    "LIBRARY_PATH",
     "LibraryNotFoundError",
     "BACKEND_AUTO",
     "BACKEND_IO_URING",

@@ -38,7 +38,7 @@ from ctypes import (
     c_void_p,
 )
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, ClassVar, Dict, List, Mapping, Optional, Sequence, Tuple
 
 __all__ = [
     "LibraryNotFoundError",
@@ -46,6 +46,7 @@ __all__ = [
     "LIBRARY_PATH",
     "MISSING",
     "lib",
+    "hot",
     "find_library",
     "candidate_paths",
 ]
@@ -67,12 +68,15 @@ RIO_OPEN_APPEND = 1 << 5
 RIO_OPEN_DIRECT = 1 << 6
 RIO_OPEN_DSYNC = 1 << 7
 
+RIO_FD_OWNED = 1 << 0
+
 RIO_OP_READ = 0
 RIO_OP_WRITE = 1
 RIO_OP_FSYNC = 2
 RIO_OP_FDATASYNC = 3
 
 RIO_IOV_MAX = 1024
+RIO_QUEUE_MAX_DEPTH = 4096
 RIO_BUF_ALIGN = 4096
 
 RIO_WAL_RECOVER_TOLERATE_TAIL = 0
@@ -123,23 +127,29 @@ RIO_LOG_TRACE = 5
 class rio_runtime_t(Structure):
     """Opaque ``rio_runtime_t``."""
 
-    _fields_: List[Tuple[str, Any]] = []
+    _fields_: ClassVar[List[Tuple[str, Any]]] = []
 
 
 class rio_file_t(Structure):
     """Opaque ``rio_file_t``."""
 
-    _fields_: List[Tuple[str, Any]] = []
+    _fields_: ClassVar[List[Tuple[str, Any]]] = []
 
 
 class rio_wal_t(Structure):
     """Opaque ``rio_wal_t``."""
 
-    _fields_: List[Tuple[str, Any]] = []
+    _fields_: ClassVar[List[Tuple[str, Any]]] = []
 
 
 class rio_wal_reader_t(Structure):
     """Opaque ``rio_wal_reader_t``."""
+
+    _fields_: ClassVar[List[Tuple[str, Any]]] = []
+
+
+class rio_queue_t(Structure):
+    """Opaque ``rio_queue_t``."""
 
     _fields_: List[Tuple[str, Any]] = []
 
@@ -148,6 +158,7 @@ rio_runtime_p = POINTER(rio_runtime_t)
 rio_file_p = POINTER(rio_file_t)
 rio_wal_p = POINTER(rio_wal_t)
 rio_wal_reader_p = POINTER(rio_wal_reader_t)
+rio_queue_p = POINTER(rio_queue_t)
 
 # --------------------------------------------------------------------------
 # Structs: layouts identical to include/rio.h (checked by tests/test_header.py
@@ -292,6 +303,8 @@ SIGNATURES: Dict[str, Tuple[Any, Sequence[Any]]] = {
     "rio_file_open": (c_int, [rio_runtime_p, c_char_p, c_uint32, c_uint32, POINTER(rio_file_p)]),
     "rio_file_read_at": (c_int64, [rio_file_p, c_void_p, c_size_t, c_uint64]),
     "rio_file_write_at": (c_int64, [rio_file_p, c_void_p, c_size_t, c_uint64]),
+    "rio_file_from_fd": (c_int, [rio_runtime_p, c_int, c_uint32, POINTER(rio_file_p)]),
+    "rio_file_write_durable": (c_int64, [rio_file_p, c_void_p, c_size_t, c_uint64]),
     "rio_file_readv_at": (c_int64, [rio_file_p, POINTER(iovec), c_int, c_uint64]),
     "rio_file_writev_at": (c_int64, [rio_file_p, POINTER(iovec), c_int, c_uint64]),
     "rio_file_sync": (c_int, [rio_file_p]),
@@ -302,6 +315,14 @@ SIGNATURES: Dict[str, Tuple[Any, Sequence[Any]]] = {
     "rio_file_close": (c_int, [rio_file_p]),
     # batches
     "rio_submit_batch": (c_int64, [rio_runtime_p, POINTER(rio_op_t), c_size_t]),
+    # asynchronous queues
+    "rio_queue_open": (c_int, [rio_runtime_p, c_uint32, POINTER(rio_queue_p)]),
+    "rio_queue_push": (c_int, [rio_queue_p, POINTER(rio_op_t), c_size_t]),
+    "rio_queue_submit": (c_int, [rio_queue_p]),
+    "rio_queue_reap": (c_int, [rio_queue_p, POINTER(rio_op_t), c_size_t, c_size_t, c_int64]),
+    "rio_queue_pending": (c_int, [rio_queue_p]),
+    "rio_queue_fd": (c_int, [rio_queue_p]),
+    "rio_queue_close": (c_int, [rio_queue_p]),
     # aligned buffers
     "rio_buf_alloc": (c_void_p, [c_size_t]),
     "rio_buf_free": (None, [c_void_p]),
@@ -323,6 +344,16 @@ SIGNATURES: Dict[str, Tuple[Any, Sequence[Any]]] = {
     ),
     "rio_wal_reader_close": (None, [rio_wal_reader_p]),
     "rio_wal_close": (c_int, [rio_wal_p]),
+}
+
+#: Hot-path twins of the positioned read and write: the same symbols, the
+#: file declared as ``c_void_p`` so :mod:`rio.file` passes its handle's
+#: address as an int; ctypes then skips the ``POINTER(rio_file_t)`` instance
+#: check and conversion, a measurable part of a 4 KiB call (docs/bindings.md,
+#: "Per-call cost"). Only rio.file calls them, with a live File's own handle.
+HOT_SIGNATURES: Dict[str, Tuple[Any, Sequence[Any]]] = {
+    "rio_file_read_at": (c_int64, [c_void_p, c_void_p, c_size_t, c_uint64]),
+    "rio_file_write_at": (c_int64, [c_void_p, c_void_p, c_size_t, c_uint64]),
 }
 
 # --------------------------------------------------------------------------
@@ -413,12 +444,16 @@ def find_library(
     )
 
 
-def _declare(handle: Any) -> Tuple[Dict[str, Any], List[str]]:
+def _declare(
+    handle: Any, signatures: Mapping[str, Tuple[Any, Sequence[Any]]]
+) -> Tuple[Dict[str, Any], List[str]]:
+    """Declares every function of ``signatures`` on its own function object
+    (``handle[name]`` is a new one each time, so two tables never share one)."""
     funcs: Dict[str, Any] = {}
     missing: List[str] = []
-    for name, (restype, argtypes) in SIGNATURES.items():
+    for name, (restype, argtypes) in signatures.items():
         try:
-            fn = getattr(handle, name)
+            fn = handle[name]
         except AttributeError:
             missing.append(name)
             funcs[name] = _missing_stub(name)
@@ -452,5 +487,6 @@ class _Lib:
 
 
 _handle, LIBRARY_PATH = find_library()
-_funcs, MISSING = _declare(_handle)
+_funcs, MISSING = _declare(_handle, SIGNATURES)
 lib = _Lib(_funcs)
+hot = _Lib(_declare(_handle, HOT_SIGNATURES)[0])

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import ctypes
-from typing import Any, List, Optional, Union
+from typing import Any, Dict, List, Optional, Union
 
 from . import _lib as L
 from ._buffer import BytesLike, alloc_buffer, new_bytes, rbuf, wbuf
@@ -176,7 +176,7 @@ def submit(runtime_handle: Any, ops: List[Op], check: bool) -> List[Any]:
         # Pin every buffer, then acquire every file (distinct handles once).
         for op in ops:
             keeps.append(op._prepare())
-        seen: dict = {}
+        seen: Dict[int, Any] = {}
         for i, op in enumerate(ops):
             h = op.file._handle
             if h is None:

@@ -7,8 +7,8 @@ import os
 from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 from . import _lib as L
-from ._buffer import BytesLike, alloc_buffer, new_bytes, rbuf, rbufs, wbuf, wbufs
-from ._errors import check, make_error
+from ._buffer import _BYTES_OFF, BytesLike, alloc_buffer, new_bytes, rbuf, rbufs, wbuf, wbufs
+from ._errors import PathArg, check, make_error
 from ._handle import Handle
 from ._lib import lib
 
@@ -16,6 +16,14 @@ if TYPE_CHECKING:  # pragma: no cover
     from .runtime import Runtime
 
 __all__ = ["File", "parse_mode"]
+
+# Bound once: module globals are one dictionary lookup on the hot paths.
+_hot_read_at = L.hot.rio_file_read_at
+_hot_write_at = L.hot.rio_file_write_at
+_from_buffer = ctypes.c_char.from_buffer
+_addressof = ctypes.addressof
+_id = id
+_LIMIT = 1 << 63  # offsets and counts are below 2**63 (int64 in the library)
 
 _BASE_FLAGS = {
     "r": L.RIO_OPEN_READ,
@@ -48,7 +56,22 @@ def parse_mode(mode: str) -> int:
 
 
 class File:
-    """A file opened with :meth:`rio.Runtime.open`.
+    """A file opened with :meth:`rio.Runtime.open` (``rt.open(path, mode)``).
+
+    Example::
+
+        with rio.Runtime() as rt, rt.open("data.bin", "w+") as f:
+            f.write_at(b"hello", 0)            # any bytes-like object, not copied
+            f.read_at(5, 0)                    # -> b"hello" (short only at end of file)
+            buf = bytearray(4096)
+            n = f.readinto_at(buf, 0)          # into your buffer, no copy
+            f.datasync()
+
+    I/O: :meth:`read_at`, :meth:`readinto_at`, :meth:`write_at`,
+    :meth:`readv_at`, :meth:`writev_at`; durability: :meth:`sync`,
+    :meth:`datasync`; size: :meth:`allocate`, :meth:`truncate`,
+    :meth:`size`; :meth:`close` (also by ``with`` and garbage collection).
+    Attributes: ``name``, ``mode``, ``direct``, ``flags``, ``closed``.
 
     All methods are positioned (no file cursor) and may be called from many
     threads at once; the GIL is released while the library does I/O.
@@ -64,7 +87,7 @@ class File:
     def __init__(
         self,
         runtime: "Runtime",
-        path: Any,
+        path: PathArg,
         mode: str = "r",
         direct: bool = False,
         *,
@@ -72,6 +95,11 @@ class File:
         dsync: bool = False,
         _flags: Optional[int] = None,
     ) -> None:
+        """Opens ``path`` on ``runtime``; prefer :meth:`rio.Runtime.open`,
+        which takes the same arguments. ``mode`` is as in the built-in
+        ``open`` (see :func:`rio.parse_mode`), ``direct`` adds O_DIRECT,
+        ``dsync`` O_DSYNC, ``perm`` applies to a created file. Raises the
+        ``OSError`` subclass of the failure, with ``filename`` set."""
         self._handle: Optional[Handle] = None
         flags = parse_mode(mode) if _flags is None else int(_flags)
         if direct:
@@ -147,60 +175,121 @@ class File:
 
     # -- I/O ---------------------------------------------------------------
 
+    # The three calls below are the per-call hot paths (docs/bindings.md,
+    # "Per-call cost"): the common argument types are handled inline, the
+    # handle bookkeeping of Handle.acquire/release is inlined, the library is
+    # called through rio._lib.hot with the handle's address, and only the
+    # sign of the result is checked. Anything unusual goes through the
+    # general helpers (_off, rbuf, wbuf), which also produce the errors.
+
     def read_at(self, n: int, off: Optional[int] = None, *, offset: Optional[int] = None) -> bytes:
         """Reads up to ``n`` bytes at offset ``off``; fewer only at end of file.
-        (``offset=`` is accepted as a keyword alias of ``off``.)"""
-        n = _count(n, "n")
-        offset = _off(off, offset)
+        (``offset=`` is accepted as a keyword alias of ``off``.)
+
+        Returns a new ``bytes`` (the data is read straight into it, no
+        intermediate copy). Use :meth:`readinto_at` to reuse a buffer.
+        """
+        if type(n) is not int or not 0 <= n < _LIMIT:
+            n = _count(n, "n")
+        if offset is not None or type(off) is not int or not 0 <= off < _LIMIT:
+            off = _off(off, offset)
+        if n == 0 or self.direct:
+            return self._read_at_slow(n, off)
+        out, addr = new_bytes(n)
+        h = self._handle
+        if h is None:
+            raise ValueError("I/O operation on closed file")
+        inflight = h._inflight
+        inflight.append(None)
+        try:
+            if h.ptr is None:
+                raise ValueError("I/O operation on closed file")
+            got: int = _hot_read_at(h.addr, addr, n, off)
+        finally:
+            inflight.pop()
+        if got < 0:
+            raise make_error(got)
+        return out if got == n else out[:got]
+
+    def _read_at_slow(self, n: int, offset: int) -> bytes:
         if n == 0:
             self._acquire()
             self._release()
             return b""
-        if self.direct:
-            with alloc_buffer(n) as buf:
-                got = self.readinto_at(buf, offset)
-                return bytes(buf[:got])
-        out, addr = new_bytes(n)
-        h = self._acquire()
-        try:
-            got = lib.rio_file_read_at(h, addr, n, offset)
-            if got < 0:
-                raise make_error(got)
-        finally:
-            self._release()
-        return out if got == n else out[:got]
+        with alloc_buffer(n) as buf:  # O_DIRECT: an aligned buffer
+            got = self.readinto_at(buf, offset)
+            return bytes(buf[:got])
 
     def readinto_at(self, buf: BytesLike, off: Optional[int] = None, *, offset: Optional[int] = None) -> int:
         """Reads into the writable buffer ``buf`` (no copy) at offset ``off``.
 
-        Returns the number of bytes read, less than ``len(buf)`` only at end
-        of file.
+        ``buf`` is any writable, C-contiguous buffer: ``bytearray``,
+        ``memoryview``, ``array.array``, ``mmap``, numpy arrays,
+        :func:`rio.alloc_buffer`. It is pinned (cannot be resized or freed)
+        for the duration of the call. Returns the number of bytes read, less
+        than ``len(buf)`` only at end of file.
         """
-        offset = _off(off, offset)
-        addr, n, keep = wbuf(buf)
-        h = self._acquire()
+        if offset is not None or type(off) is not int or not 0 <= off < _LIMIT:
+            off = _off(off, offset)
+        if type(buf) is bytearray and buf:
+            n = len(buf)
+            pin: Any = _from_buffer(buf)  # the export pins buf until pin is dropped
+            addr = _addressof(pin)
+        else:
+            addr, n, pin = wbuf(buf)
+        h = self._handle
+        if h is None:
+            raise ValueError("I/O operation on closed file")
+        inflight = h._inflight
+        inflight.append(None)
         try:
-            got = lib.rio_file_read_at(h, addr, n, offset)
-            if got < 0:
-                raise make_error(got)
+            if h.ptr is None:
+                raise ValueError("I/O operation on closed file")
+            got: int = _hot_read_at(h.addr, addr, n, off)
         finally:
-            self._release()
-        del keep
+            inflight.pop()
+        del pin
+        if got < 0:
+            raise make_error(got)
         return got
 
     def write_at(self, data: BytesLike, off: Optional[int] = None, *, offset: Optional[int] = None) -> int:
         """Writes all of ``data`` (any bytes-like object, not copied) at
         offset ``off``; returns ``len(data)`` in bytes. In append mode the
         offset is ignored and the data goes to the end of the file."""
+        if offset is not None or type(off) is not int or not 0 <= off < _LIMIT:
+            off = _off(off, offset)
+        if type(data) is bytes:  # immutable: its address is stable while referenced
+            addr = _id(data) + _BYTES_OFF
+            n = len(data)
+            pin: Any = data
+        else:
+            addr, n, pin = rbuf(data)
+        h = self._handle
+        if h is None:
+            raise ValueError("I/O operation on closed file")
+        inflight = h._inflight
+        inflight.append(None)
+        try:
+            if h.ptr is None:
+                raise ValueError("I/O operation on closed file")
+            r: int = _hot_write_at(h.addr, addr, n, off)
+        finally:
+            inflight.pop()
+        del pin
+        if r < 0:
+            raise make_error(r)
+        return r
+
+    def write_durable(self, data: BytesLike, off: Optional[int] = None, *, offset: Optional[int] = None) -> int:
+        """Writes all of ``data`` at offset ``off`` and returns ``len(data)``
+        only once the bytes (and the size needed to read them back) are on
+        stable storage (``rio_file_write_durable``: O_DIRECT for the aligned
+        middle, one fdatasync). Raises ``OSError`` if any part failed (then
+        nothing is promised durable); ``EINVAL`` on an append-mode file."""
         offset = _off(off, offset)
         addr, n, keep = rbuf(data)
-        h = self._acquire()
-        try:
-            r = lib.rio_file_write_at(h, addr, n, offset)
-            if r < 0:
-                raise make_error(r)
-        finally:
-            self._release()
+        r = self._simple(lib.rio_file_write_durable, addr, n, offset)
         del keep
         return r
 
@@ -228,7 +317,7 @@ class File:
         fn = lib.rio_file_readv_at if read else lib.rio_file_writev_at
         h = self._acquire()
         try:
-            r = fn(h, iov, len(views), offset)
+            r: int = fn(h, iov, len(views), offset)
             if r < 0:
                 raise make_error(r)
         finally:
@@ -239,7 +328,7 @@ class File:
     def _simple(self, fn: Any, *args: int) -> int:
         h = self._acquire()
         try:
-            rc = fn(h, *args)
+            rc: int = fn(h, *args)
             if rc < 0:
                 raise make_error(rc)
             return rc
@@ -280,7 +369,7 @@ def _off(off: Any, offset: Any) -> int:
 
 
 def _offset(offset: Any) -> int:
-    if type(offset) is int and 0 <= offset < 1 << 63:
+    if type(offset) is int and 0 <= offset < _LIMIT:
         return offset
     off = _index(offset, "offset")
     if off < 0:
@@ -291,7 +380,7 @@ def _offset(offset: Any) -> int:
 
 
 def _count(n: Any, what: str) -> int:
-    if type(n) is int and 0 <= n < 1 << 63:
+    if type(n) is int and 0 <= n < _LIMIT:
         return n
     v = _index(n, what)
     if v < 0:
@@ -303,6 +392,7 @@ def _count(n: Any, what: str) -> int:
 
 def _index(v: Any, what: str) -> int:
     try:
-        return v.__index__()
+        index: int = v.__index__()
+        return index
     except AttributeError:
         raise TypeError(f"{what} must be an integer, not {type(v).__name__}") from None

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import fcntl
+import os
 from dataclasses import dataclass, field
-from typing import Any, Dict, FrozenSet, List, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Any, Dict, FrozenSet, List, Optional, Sequence, Tuple, Union
 
 from . import _lib as L
 from ._errors import check, make_error
@@ -14,6 +16,9 @@ from ._lib import lib
 from .batch import Op, submit
 from .file import File
 from .wal import Wal
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .aio import AsyncFile
 
 __all__ = ["Runtime", "Capabilities", "Metrics", "OpMetrics", "BACKENDS", "IO_URING_OPCODE_NAMES"]
 
@@ -223,6 +228,7 @@ class Runtime:
 
     @property
     def closed(self) -> bool:
+        """True once :meth:`close` ran."""
         return self._handle is None or self._handle.closed
 
     def close(self) -> None:
@@ -264,7 +270,9 @@ class Runtime:
     def capabilities(self) -> Capabilities:
         """The runtime's :class:`Capabilities`."""
         h = self._check_open()
-        caps = L.rio_capabilities_t()
+        # Output structs are versioned: the library fills at most
+        # struct_size bytes, so it must say how large ours is.
+        caps = L.rio_capabilities_t(struct_size=ctypes.sizeof(L.rio_capabilities_t))
         with h as rt:
             rc = lib.rio_runtime_capabilities(rt, ctypes.byref(caps))
             if rc < 0:
@@ -289,13 +297,13 @@ class Runtime:
     def metrics(self) -> Metrics:
         """A :class:`Metrics` snapshot (``rio_runtime_metrics``)."""
         h = self._check_open()
-        m = L.rio_metrics_t()
+        m = L.rio_metrics_t(struct_size=ctypes.sizeof(L.rio_metrics_t))
         with h as rt:
             rc = lib.rio_runtime_metrics(rt, ctypes.byref(m))
             if rc < 0:
                 raise make_error(rc)
         ops = {
-            name: OpMetrics(**{f: getattr(m.ops[i], f) for f, _ in L.rio_op_metrics_t._fields_})
+            name: OpMetrics(**{f: getattr(m.ops[i], f) for f, *_ in L.rio_op_metrics_t._fields_})
             for i, name in enumerate(METRIC_OPS)
         }
         return Metrics(
@@ -403,6 +411,37 @@ class Runtime:
         self._check_open()
         return File(self, path, mode, direct, perm=perm, dsync=dsync)
 
+    def open_async(self, path: Any, mode: str = "r", direct: bool = False, **kw: Any) -> "AsyncFile":
+        """Opens ``path`` for asyncio (call from a running event loop): an
+        :class:`rio.AsyncFile` whose operations go through this loop's
+        queue (``rio_queue_*``, see :mod:`rio.aio`). Same modes as :meth:`open`."""
+        from .aio import AsyncFile
+
+        self._check_open()
+        return AsyncFile(self, path, mode, direct, **kw)
+
+    def open_fd(self, fd: int, owned: bool = False) -> File:
+        """A :class:`File` over the open descriptor ``fd`` (an ``int`` or an
+        object with ``fileno()``). Its mode, O_DIRECT and O_APPEND come from
+        the descriptor. With ``owned=False`` closing the File leaves ``fd``
+        open (and the process's POSIX locks on the file intact); with
+        ``owned=True`` the File closes it. ``OSError`` (EBADF) for a bad fd."""
+        h = self._check_open()
+        fd = fd.fileno() if hasattr(fd, "fileno") else fd
+        if isinstance(fd, bool) or not isinstance(fd, int):
+            raise TypeError(f"fd must be an int or have fileno(), not {type(fd).__name__}")
+        if not -(1 << 31) <= fd < (1 << 31):
+            raise OSError(errno.EBADF, f"fd {fd} is not a file descriptor")
+        out = L.rio_file_p()
+        rt = h.acquire()
+        try:
+            rc = lib.rio_file_from_fd(rt, fd, L.RIO_FD_OWNED if owned else 0, ctypes.byref(out))
+            if rc < 0:
+                raise make_error(rc)
+        finally:
+            h.release()
+        return _adopted_file(self, out, fd)
+
     def submit_batch(self, ops: Sequence[Op], *, check: bool = True) -> List[Any]:
         """Submits ``ops`` together (one io_uring submission) and waits for all.
 
@@ -428,3 +467,23 @@ class Runtime:
         self._check_open()
         return Wal(self, dir, **config)
 
+
+def _adopted_file(runtime: "Runtime", ptr: Any, fd: int) -> File:
+    """Builds the File object of :meth:`Runtime.open_fd` around ``ptr``,
+    describing it as :meth:`Runtime.open` would (mode from F_GETFL)."""
+    status = fcntl.fcntl(fd, fcntl.F_GETFL)
+    acc = status & os.O_ACCMODE
+    append = bool(status & os.O_APPEND)
+    mode = {os.O_RDONLY: "r", os.O_WRONLY: "a" if append else "w"}.get(acc, "a+" if append else "r+")
+    f = File.__new__(File)
+    try:
+        f.name = os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        f.name = f"<fd {fd}>"
+    f.mode = mode
+    f.direct = bool(status & getattr(os, "O_DIRECT", 0))
+    f.flags = (L.RIO_OPEN_READ if acc != os.O_WRONLY else 0) | (L.RIO_OPEN_WRITE if acc != os.O_RDONLY else 0) \
+        | (L.RIO_OPEN_APPEND if append else 0) | (L.RIO_OPEN_DIRECT if f.direct else 0)
+    f._runtime = runtime
+    f._handle = Handle(ptr, lib.rio_file_close, "file")
+    return f

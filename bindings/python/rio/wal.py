@@ -98,6 +98,7 @@ class Wal:
 
     @property
     def closed(self) -> bool:
+        """True once :meth:`close` ran."""
         return self._handle is None or self._handle.closed
 
     def close(self) -> None:
@@ -289,6 +290,7 @@ class WalReader:
 
     @property
     def closed(self) -> bool:
+        """True once :meth:`close` ran."""
         return self._handle is None or self._handle.closed
 
     def close(self) -> None:
@@ -328,7 +330,7 @@ class WalReader:
                 self._done = True
             else:
                 # Copy now: the data is valid only until the next call.
-                payload = ctypes.string_at(data.value, n.value) if n.value else b""
+                payload = ctypes.string_at(data.value or 0, n.value) if n.value else b""
         if self._done:
             self.close()
             raise StopIteration

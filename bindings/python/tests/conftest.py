@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-# Run against the installed package (make test-python installs it into .venv);
-# fall back to the source tree when it is not installed.
+# Run against the installed package when there is one (make test-wheel runs
+# a copy of these tests against the wheel in a fresh virtualenv), else the
+# source tree (make test-python).
 try:
     import rio  # noqa: F401
 except ModuleNotFoundError:  # pragma: no cover
@@ -18,7 +19,9 @@ except ModuleNotFoundError:  # pragma: no cover
 
 BACKENDS = ["io_uring", "thread_pool"]
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
+# The repository, for the header and the READMEs: RIO_SOURCE_DIR when the
+# tests run from a copy outside it (make test-wheel).
+REPO_ROOT = Path(os.environ.get("RIO_SOURCE_DIR") or Path(__file__).resolve().parents[3])
 HEADER = REPO_ROOT / "include" / "rio.h"
 
 

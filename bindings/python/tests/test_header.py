@@ -148,6 +148,27 @@ def test_function_declared_with_header_arity(name: str) -> None:
         assert ctypes.sizeof(restype) == ctypes.sizeof(INT_TYPES[rbase]), f"{name} returns {ret}"
 
 
+@pytest.mark.parametrize("name", sorted(L.HOT_SIGNATURES))
+def test_hot_twin_matches_declaration(name: str) -> None:
+    """A hot-path twin differs from the declaration only by taking the
+    handle as c_void_p: same arity, widths, signedness and restype, and it
+    is a separate function object (the declared one keeps its types)."""
+    restype, argtypes = L.SIGNATURES[name]
+    hot_restype, hot_argtypes = L.HOT_SIGNATURES[name]
+    assert hot_restype is restype
+    assert len(hot_argtypes) == len(argtypes)
+    assert argtypes[0] is ctypes.POINTER(L.rio_file_t) and hot_argtypes[0] is ctypes.c_void_p
+    for declared, hot in zip(argtypes[1:], hot_argtypes[1:]):
+        assert ctypes.sizeof(hot) == ctypes.sizeof(declared)
+        assert _is_pointer_type(hot) == _is_pointer_type(declared)
+        if not _is_pointer_type(hot):
+            assert (hot(-1).value < 0) == (declared(-1).value < 0)
+    fn = getattr(L.hot, name)
+    assert fn is not getattr(L.lib, name)
+    assert list(fn.argtypes) == list(hot_argtypes) and fn.restype is hot_restype
+    assert list(getattr(L.lib, name).argtypes) == list(argtypes)
+
+
 def test_every_declaration_is_in_header() -> None:
     extra = sorted(set(L.SIGNATURES) - set(PROTOS))
     assert not extra, f"declared in the bindings but missing from include/rio.h: {extra}"
@@ -166,7 +187,7 @@ def test_handles_are_distinct_opaque_structures() -> None:
         for a in argtypes:
             if a is ctypes.c_void_p:
                 # Only data buffers are void*, never handles.
-                assert any(k in name for k in ("read_at", "write_at", "buf_", "wal_append", "log_callback")), name
+                assert any(k in name for k in ("read_at", "write_at", "write_durable", "buf_", "wal_append", "log_callback")), name
 
 
 def _defines_struct(text: str, name: str) -> bool:
