@@ -80,10 +80,7 @@ impl Report<'_> {
     }
 
     fn loop_of(&self, wal_id: &str) -> Option<String> {
-        let size = self.opts.wal_sizes.iter().copied().find(|s| {
-            self.opts.wal_threads.iter().any(|t| wal::wal_id(*s, *t) == wal_id)
-        })?;
-        Some(wal::loop_id(size))
+        Some(wal::loop_id(wal::size_of_id(wal_id, &self.opts.wal_sizes)?))
     }
 
     /// Median CPU seconds (user + system) per op of a peer's runs.
@@ -222,6 +219,14 @@ impl Report<'_> {
         };
         wal_vs_loop("WAL 1 thread × 4 KiB: rio / write+fdatasync loop", 4096, 1, 0.9);
         wal_vs_loop("WAL 32 threads × 128 B: rio / write+fdatasync loop", 128, 32, 20.0);
+        let m = ratio(r.median(&wal::async_id(128, 1), RIO_URING), r.median(&wal::loop_id(128), STD));
+        t.push(Target {
+            name: "WAL 1 thread × 128 B append_async (wait at 4096): rio / write+fdatasync loop".into(),
+            want: "≥ 50×".into(),
+            measured: m,
+            shown: show_ratio(m),
+            met: m.map(|m| m >= 50.0),
+        });
         if let Some(g) = r.extra.get("wal_rss_growth") {
             let (h1, h2) = (g["peak_rss_kib_1"].as_u64(), g["peak_rss_kib_2"].as_u64());
             let (n1, n2) = (g["entries_1"].as_u64().unwrap_or(0), g["entries_2"].as_u64().unwrap_or(0));
@@ -314,6 +319,10 @@ impl Report<'_> {
             );
             let _ = writeln!(s, "|---|--:|--:|--:|--:|--:|--:|--:|--:|");
             for w in wal_rows {
+                if w.id.starts_with("wal-fio-") {
+                    let _ = writeln!(s, "| {} | | | {} (fio) | | | {} | – | {} |", w.title, self.cell(&w.id, FIO), "–", show_spread(self.spread(&w.id, &[FIO])));
+                    continue;
+                }
                 if w.id.starts_with("wal-loop-") {
                     let rss = self.peak_rss(&w.id, STD).map(|k| format!("{:.1} (loop)", k as f64 / 1024.0));
                     let _ = writeln!(
