@@ -668,13 +668,17 @@ int64_t rio_submit_batch(struct rio_runtime_t *rt, rio_op_t *ops, size_t n);
 
 /*
  Allocates `len` zeroed bytes aligned to RIO_BUF_ALIGN, enough for
- O_DIRECT on any file. Free with `rio_buf_free`. Returns NULL for `len` 0 or when out of memory, with
+ O_DIRECT on any file, and registers them with the runtimes' io_uring
+ rings where possible (up to 1024 buffers of at most 1 GiB; transfers
+ inside one use READ_FIXED/WRITE_FIXED, silently not when the kernel or
+ RLIMIT_MEMLOCK refuses). Free with `rio_buf_free`; thread-safe. Returns NULL for `len` 0 or when out of memory, with
  the reason in rio_last_error_message().
  */
 void *rio_buf_alloc(size_t len);
 
 /*
- Frees a buffer from `rio_buf_alloc`. NULL is a no-op.
+ Frees a buffer from `rio_buf_alloc`. NULL is a no-op. No operation may
+ still use it.
  */
 void rio_buf_free(void *buf);
 
@@ -842,8 +846,9 @@ int rio_set_log_callback(int level, rio_log_callback_t cb, void *user_data);
  Opens a queue on `rt` holding at most `depth` operations pushed and not
  yet reaped: 1..4096, or 0 for the runtime's queue_depth (capped at 4096).
  Stores the handle in `*out` (NULL on failure). The queue keeps the
- runtime alive. Errors: `-EINVAL` (NULL argument, depth above 4096),
- `-EOPNOTSUPP` on a fault-injecting runtime, `-ENOMEM`/`-EMFILE` when the
+ runtime alive. On a runtime opened with fault injection, queue ops go
+ through the fault rules and run as they start (a testing tool). Errors:
+ `-EINVAL` (NULL argument, depth above 4096), `-ENOMEM`/`-EMFILE` when the
  queue's ring or eventfd cannot be created.
  */
 int rio_queue_open(struct rio_runtime_t *rt, uint32_t depth, struct rio_queue_t **out);

@@ -32,6 +32,7 @@ pub unsafe fn free_aligned(p: *mut u8) {
 pub struct AlignedBuf {
     ptr: *mut u8,
     len: usize,
+    registered: bool,
 }
 
 unsafe impl Send for AlignedBuf {}
@@ -41,7 +42,17 @@ impl AlignedBuf {
     pub fn new(len: usize) -> AlignedBuf {
         let ptr = alloc_aligned(len.max(1));
         assert!(!ptr.is_null(), "out of memory allocating {len} aligned bytes");
-        AlignedBuf { ptr, len }
+        AlignedBuf { ptr, len, registered: false }
+    }
+
+    /// Like `new`, and registered with io_uring rings where possible (as
+    /// `rio_buf_alloc` memory is): transfers inside it use READ_FIXED /
+    /// WRITE_FIXED. For long-lived I/O buffers: every allocation and free
+    /// makes each ring update its registration.
+    pub fn new_registered(len: usize) -> AlignedBuf {
+        let ptr = alloc_registered(len.max(1));
+        assert!(!ptr.is_null(), "out of memory allocating {len} aligned bytes");
+        AlignedBuf { ptr, len, registered: true }
     }
 }
 
@@ -60,6 +71,104 @@ impl std::ops::DerefMut for AlignedBuf {
 
 impl Drop for AlignedBuf {
     fn drop(&mut self) {
-        unsafe { free_aligned(self.ptr) }
+        if self.registered {
+            unsafe { free_registered(self.ptr) }
+        } else {
+            unsafe { free_aligned(self.ptr) }
+        }
     }
+}
+
+/// Memory registered with io_uring rings ("fixed" buffers,
+/// docs/registered-buffers.md): `rio_buf_alloc` buffers (and
+/// `AlignedBuf::new_registered`) get a slot of one table shared by every
+/// ring; each ring mirrors the table into its kernel registration on the
+/// owning thread before it builds SQEs (a SINGLE_ISSUER ring refuses
+/// registration from other threads), and uses READ_FIXED / WRITE_FIXED for
+/// a transfer that lies inside a registered slot.
+pub(crate) mod fixed {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::{Mutex, MutexGuard, OnceLock};
+
+    use crate::engine::fork::ForkLocal;
+
+    /// Slots of the table (the sparse kernel table of every ring).
+    pub(crate) const SLOTS: usize = 1024;
+    /// The kernel's limit for one registered buffer.
+    pub(crate) const MAX_LEN: usize = 1 << 30;
+
+    /// One registered region: `[addr, addr + len)`.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct Region {
+        pub addr: usize,
+        pub len: usize,
+    }
+
+    /// Per process: a forked child starts with an empty table (its copies
+    /// of the parent's buffers are used unregistered), and never waits on a
+    /// lock a parent thread held at the fork.
+    static SLOT_TABLE: OnceLock<ForkLocal<Mutex<Vec<Option<Region>>>>> = OnceLock::new();
+    /// Bumped on every change, so a ring syncs only when something changed.
+    static GENERATION: AtomicU64 = AtomicU64::new(0);
+
+    fn table() -> MutexGuard<'static, Vec<Option<Region>>> {
+        let local = SLOT_TABLE.get_or_init(|| ForkLocal::new(Mutex::new(vec![None; SLOTS])));
+        let table = local.get_or(|| Mutex::new(vec![None; SLOTS]));
+        table.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn generation() -> u64 {
+        GENERATION.load(Ordering::Acquire)
+    }
+
+    /// Gives `[addr, addr + len)` a slot, when one is free and the size is
+    /// registrable; otherwise the buffer is simply not registered.
+    pub fn add(addr: usize, len: usize) {
+        if len > MAX_LEN {
+            return;
+        }
+        let mut table = table();
+        if let Some(slot) = table.iter_mut().find(|s| s.is_none()) {
+            *slot = Some(Region { addr, len });
+            GENERATION.fetch_add(1, Ordering::Release);
+        }
+    }
+
+    /// Drops the slot of the buffer starting at `addr` (before it is freed:
+    /// rings unregister it at their next sync, before any new SQE).
+    pub fn remove(addr: usize) {
+        let mut table = table();
+        if let Some(slot) = table.iter_mut().find(|s| s.is_some_and(|r| r.addr == addr)) {
+            *slot = None;
+            GENERATION.fetch_add(1, Ordering::Release);
+        }
+    }
+
+    /// The table and the generation it belongs to.
+    pub fn snapshot() -> (u64, Vec<Option<Region>>) {
+        let table = table();
+        (generation(), table.clone())
+    }
+}
+
+/// `alloc_aligned` whose memory is also registered with io_uring rings
+/// (when a slot is free); free with `free_registered`.
+pub fn alloc_registered(len: usize) -> *mut u8 {
+    let p = alloc_aligned(len);
+    if !p.is_null() {
+        fixed::add(p as usize, len);
+    }
+    p
+}
+
+/// Frees memory from `alloc_registered`; NULL is a no-op.
+///
+/// # Safety
+/// `p` must come from `alloc_registered`, no op may still use it, and it
+/// must not be freed twice.
+pub unsafe fn free_registered(p: *mut u8) {
+    if !p.is_null() {
+        fixed::remove(p as usize);
+    }
+    unsafe { free_aligned(p) }
 }

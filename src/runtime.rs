@@ -314,6 +314,18 @@ impl Runtime {
         self.inner.completion_faults.as_ref().map_or(0, |f| f.injected.load(Ordering::Relaxed))
     }
 
+    /// SQEs that used a registered buffer (READ_FIXED/WRITE_FIXED).
+    pub fn fixed_buffer_sqes(&self) -> u64 {
+        self.uring_counter(|u| &u.fixed_buffer_sqes)
+    }
+
+    /// Buffer registrations the kernel refused, and why the last one failed
+    /// (None: none refused, or no io_uring).
+    pub fn buffer_registration_failures(&self) -> (u64, Option<String>) {
+        let reason = self.inner.uring.as_ref().and_then(|u| u.buffer_registration_reason.lock().clone());
+        (self.uring_counter(|u| &u.buffer_registration_failures), reason)
+    }
+
     /// The fault controls, when opened with `fault_injection`.
     pub fn fault_injector(&self) -> Option<FaultInjector> {
         self.inner.faults.clone().map(FaultInjector)
@@ -370,7 +382,7 @@ impl Runtime {
 }
 
 /// The io_uring backend's counters, as Prometheus families (0 on the pool).
-const URING_COUNTERS: [(&str, &str, fn(&UringBackend) -> &AtomicU64); 5] = [
+const URING_COUNTERS: [(&str, &str, fn(&UringBackend) -> &AtomicU64); 7] = [
     ("rio_io_uring_sqes_submitted_total", "SQEs handed to the kernel.", |u| &u.sqes_submitted),
     ("rio_io_uring_enter_calls_total", "io_uring_enter system calls.", |u| &u.enter_calls),
     (
@@ -387,6 +399,16 @@ const URING_COUNTERS: [(&str, &str, fn(&UringBackend) -> &AtomicU64); 5] = [
         "rio_io_uring_busy_retries_total",
         "io_uring_enter calls that returned EBUSY/EAGAIN/EINTR and were retried after reaping completions.",
         |u| &u.busy_retries,
+    ),
+    (
+        "rio_io_uring_fixed_buffer_sqes_total",
+        "SQEs sent as READ_FIXED/WRITE_FIXED: their buffer (rio_buf_alloc) was registered with the ring.",
+        |u| &u.fixed_buffer_sqes,
+    ),
+    (
+        "rio_io_uring_buffer_registration_failures_total",
+        "Buffer registrations the kernel refused (RLIMIT_MEMLOCK, old kernel); those buffers are used unregistered.",
+        |u| &u.buffer_registration_failures,
     ),
 ];
 

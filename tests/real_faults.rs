@@ -96,16 +96,6 @@ fn disk_full_is_enospc_with_the_path_and_loses_nothing_written_before() {
 }
 
 /// Runs `name` (an ignored test of this file) in a child process.
-fn run_child(name: &str) {
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args(["--ignored", "--exact", name, "--nocapture", "--test-threads=1"])
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{name} failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains("CHILD-OK"), "{stdout}");
-}
-
 fn set_limit(resource: libc::__rlimit_resource_t, soft: u64) {
     let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
     assert_eq!(unsafe { libc::getrlimit(resource, &mut lim) }, 0);

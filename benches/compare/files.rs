@@ -74,6 +74,9 @@ pub(crate) struct IoSpec {
     pub qd: usize,
     pub direct: bool,
     pub file_size: u64,
+    /// rio's buffers registered with the ring (rio_buf_alloc memory);
+    /// fio gets --fixedbufs.
+    pub registered: bool,
 }
 
 impl IoSpec {
@@ -143,8 +146,19 @@ fn direct(id: &str, title: &str, write: bool, rand: bool, bs: usize, qd: usize, 
             metric: if bs >= MIB { Metric::Mbps } else { Metric::Iops },
             about,
         },
-        kind: Kind::Io(IoSpec { write, rand, bs, qd, direct: true, file_size: opts.file_size }),
+        kind: Kind::Io(IoSpec { write, rand, bs, qd, direct: true, file_size: opts.file_size, registered: false }),
     }
+}
+
+/// The same workload with rio's buffers registered (READ_FIXED /
+/// WRITE_FIXED) and fio's too (--fixedbufs); std and tokio have no such
+/// thing and are not run.
+fn registered(mut fw: FileWorkload) -> FileWorkload {
+    if let Kind::Io(spec) = &mut fw.kind {
+        spec.registered = true;
+    }
+    fw.w.about.push_str(" Buffers registered with the ring: rio_buf_alloc memory (READ_FIXED/WRITE_FIXED), fio --fixedbufs=1.");
+    fw
 }
 
 fn all(opts: &Opts) -> Vec<FileWorkload> {
@@ -170,6 +184,8 @@ fn all(opts: &Opts) -> Vec<FileWorkload> {
         direct("direct-rand-read-4k-qd32", "O_DIRECT rand read 4 KiB QD32", false, true, 4096, 32, opts),
         direct("direct-rand-write-4k-qd1", "O_DIRECT rand write 4 KiB QD1", true, true, 4096, 1, opts),
         direct("direct-rand-write-4k-qd32", "O_DIRECT rand write 4 KiB QD32", true, true, 4096, 32, opts),
+        registered(direct("direct-rand-read-4k-qd32-registered", "O_DIRECT rand read 4 KiB QD32, registered buffers", false, true, 4096, 32, opts)),
+        registered(direct("direct-rand-write-4k-qd32-registered", "O_DIRECT rand write 4 KiB QD32, registered buffers", true, true, 4096, 32, opts)),
         FileWorkload {
             w: Workload {
                 id: "cached-rand-read-4k-qd1".into(),
@@ -188,6 +204,7 @@ fn all(opts: &Opts) -> Vec<FileWorkload> {
                 qd: 1,
                 direct: false,
                 file_size: opts.cache_size,
+                registered: false,
             }),
         },
     ]
@@ -232,7 +249,11 @@ pub(crate) fn seed_of_clock() -> u64 {
 }
 
 pub(crate) fn filled(len: usize, seed: u64) -> AlignedBuf {
-    let mut b = AlignedBuf::new(len);
+    filled_buf(len, seed, false)
+}
+
+fn filled_buf(len: usize, seed: u64, registered: bool) -> AlignedBuf {
+    let mut b = if registered { AlignedBuf::new_registered(len) } else { AlignedBuf::new(len) };
     let mut x = seed | 1;
     for chunk in b.chunks_mut(8) {
         x ^= x << 13;
@@ -314,7 +335,7 @@ pub(crate) fn rio_io(rt: &Runtime, path: &Path, spec: &IoSpec, dur: Duration) ->
         flags |= open_flags::DIRECT;
     }
     let f = DiskFile::open(rt, path, flags, 0o644).map_err(|e| e.to_string())?;
-    let mut bufs: Vec<AlignedBuf> = (0..spec.qd).map(|i| filled(spec.bs, i as u64 + 1)).collect();
+    let mut bufs: Vec<AlignedBuf> = (0..spec.qd).map(|i| filled_buf(spec.bs, i as u64 + 1, spec.registered)).collect();
     let mut offs = Offsets::new(spec, seed_of_clock());
     let mut ops = 0u64;
     let start = Instant::now();
@@ -530,7 +551,8 @@ fn tokio_objects(trt: &tokio::runtime::Runtime, path: &Path, count: u64, buf: &[
 /// 1 MiB sequential writes at depth 1, fdatasync after each, no
 /// preallocation; whole passes until `dur` has passed.
 fn fio_objects(fio: &Path, path: &Path, count: u64, dur: Duration) -> Result<Sample, String> {
-    let spec = IoSpec { write: true, rand: false, bs: MIB, qd: 1, direct: true, file_size: count * MIB as u64 };
+    let spec =
+        IoSpec { write: true, rand: false, bs: MIB, qd: 1, direct: true, file_size: count * MIB as u64, registered: false };
     let extra = ["--fdatasync=1", "--fallocate=none", "--create_on_open=1"];
     let wall = Instant::now();
     let mut total = Sample { ops: 0, bytes: 0, secs: 0.0, peak_rss_kib: None, group_commits: None, cpu_secs: None };
@@ -547,7 +569,8 @@ fn fio_objects(fio: &Path, path: &Path, count: u64, dur: Duration) -> Result<Sam
 }
 
 pub(crate) fn fio_io(fio: &Path, path: &Path, spec: &IoSpec, dur: Duration) -> Result<Sample, String> {
-    fio_run(fio, path, spec, Some(dur), &["--norandommap=1", "--randrepeat=0", "--invalidate=0"])
+    let fixed = if spec.registered { "--fixedbufs=1" } else { "--fixedbufs=0" };
+    fio_run(fio, path, spec, Some(dur), &["--norandommap=1", "--randrepeat=0", "--invalidate=0", fixed])
 }
 
 /// One fio job: time-based for `dur`, else one pass over the file.
@@ -596,7 +619,42 @@ fn fio_run(fio: &Path, path: &Path, spec: &IoSpec, dur: Option<Duration>, extra:
 
 // ---------------------------------------------------------------- driver
 
+/// The rows where CPU per op is the question: 4 KiB O_DIRECT at QD32,
+/// registered or not.
+fn measure_cpu(spec: &IoSpec) -> bool {
+    spec.direct && spec.bs == 4096 && spec.qd == 32
+}
+
 type RunFn<'a> = Box<dyn FnMut(Duration) -> Result<Sample, String> + 'a>;
+
+/// CPU time (user + system) of every thread of this process, in ns: the
+/// caller and, on io_uring, its io-wq workers.
+fn process_cpu_ns() -> u64 {
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    let ns = |t: libc::timeval| t.tv_sec as u64 * 1_000_000_000 + t.tv_usec as u64 * 1000;
+    ns(ru.ru_utime) + ns(ru.ru_stime)
+}
+
+/// Wraps a run so that each sample's CPU time per op (ns) lands in `log`.
+fn with_cpu<'a>(log: &'a std::cell::RefCell<Vec<f64>>, mut run: RunFn<'a>) -> RunFn<'a> {
+    Box::new(move |d| {
+        let before = process_cpu_ns();
+        let s = run(d)?;
+        log.borrow_mut().push((process_cpu_ns() - before) as f64 / s.ops.max(1) as f64);
+        Ok(s)
+    })
+}
+
+/// Records the median CPU per op of the timed samples (the first one,
+/// the warm-up pass, is left out) as a note and in results.json.
+fn record_cpu(res: &mut Results, workload: &str, peer: &str, log: &std::cell::RefCell<Vec<f64>>) {
+    let samples: Vec<f64> = log.borrow().iter().skip(1).copied().collect();
+    let Some(ns) = crate::median(samples) else { return };
+    res.note(workload, peer, format!("CPU per op {:.2} µs (all threads of the process, median)", ns / 1000.0));
+    let cpu = res.extra.entry("cpu_per_op_ns").or_insert_with(|| serde_json::json!({}));
+    cpu[workload] = serde_json::json!({ peer: ns });
+}
 
 fn unit<'a>(id: &str, peer: &str, run: RunFn<'a>) -> Unit<'a> {
     Unit { workload: id.to_string(), peer: peer.to_string(), run }
@@ -626,6 +684,7 @@ pub fn run_all(opts: &Opts, env: &Env, res: &mut Results) {
         let w = fw.w.clone();
         eprintln!("bench: {} ...", w.title);
         res.workloads.push(w.clone());
+        let uring_cpu = std::cell::RefCell::new(Vec::new());
         let mut units: Vec<Unit<'_>> = Vec::new();
         let id = w.id.clone();
         match fw.kind {
@@ -665,11 +724,17 @@ pub fn run_all(opts: &Opts, env: &Env, res: &mut Results) {
                 }
                 let (p1, p2, p3, p4, p5) = (path.clone(), path.clone(), path.clone(), path.clone(), path.clone());
                 if let Ok(rt) = &env.uring {
-                    units.push(unit(&id, RIO_URING, Box::new(move |d| rio_io(rt, &p1, &spec, d))));
+                    let run: RunFn<'_> = Box::new(move |d| rio_io(rt, &p1, &spec, d));
+                    units.push(unit(&id, RIO_URING, if measure_cpu(&spec) { with_cpu(&uring_cpu, run) } else { run }));
                 }
                 units.push(unit(&id, RIO_POOL, Box::new(move |d| rio_io(&env.pool, &p2, &spec, d))));
-                units.push(unit(&id, STD, Box::new(move |d| std_io(&p3, &spec, d))));
-                units.push(unit(&id, TOKIO, Box::new(move |d| tokio_io(&env.tokio, &p4, &spec, d))));
+                if !spec.registered {
+                    units.push(unit(&id, STD, Box::new(move |d| std_io(&p3, &spec, d))));
+                    units.push(unit(&id, TOKIO, Box::new(move |d| tokio_io(&env.tokio, &p4, &spec, d))));
+                } else {
+                    res.note(&w.id, STD, "not run: no registered buffers");
+                    res.note(&w.id, TOKIO, "not run: no registered buffers");
+                }
                 if let Some(fio) = &env.fio {
                     units.push(unit(&id, FIO, Box::new(move |d| fio_io(fio, &p5, &spec, d))));
                 }
@@ -689,6 +754,7 @@ pub fn run_all(opts: &Opts, env: &Env, res: &mut Results) {
         let warm = Some((opts.duration / 5).max(Duration::from_millis(20)));
         run_interleaved(&mut units, opts, warm, res);
         drop(units);
+        record_cpu(res, &w.id, RIO_URING, &uring_cpu);
         if matches!(fw.kind, Kind::Seed { .. } | Kind::Objects { .. }) {
             let _ = std::fs::remove_file(&env.seed_path);
         }

@@ -33,8 +33,19 @@ pub(crate) struct Row {
     /// shortens a vectored transfer moves part of its first iovec with it.
     pub buffer_twin: Option<&'static Row>,
     sqe: fn(&Call) -> squeue::Entry,
+    /// The SQE over a registered buffer (`slot` of the ring's table), for
+    /// rows that have one (READ_FIXED, WRITE_FIXED).
+    sqe_fixed: Option<fn(&Call, u16) -> squeue::Entry>,
     /// # Safety: the call's memory is valid for its length.
     syscall: unsafe fn(&Call) -> isize,
+}
+
+impl Row {
+    /// Whether the row can run over a registered buffer.
+    #[inline]
+    pub fn has_fixed_form(&self) -> bool {
+        self.sqe_fixed.is_some()
+    }
 }
 
 /// One kernel call: a row and its arguments, `offset` already advanced
@@ -68,6 +79,7 @@ static READ: Row = Row {
     reads: true,
     buffer_twin: None,
     sqe: |c| opcode::Read::new(fd(c), c.addr, c.len as u32).offset(c.offset).build(),
+    sqe_fixed: Some(|c, slot| opcode::ReadFixed::new(fd(c), c.addr, c.len as u32, slot).offset(c.offset).build()),
     syscall: |c| unsafe { libc::pread(c.fd, c.addr.cast(), c.len as usize, c.offset as i64) },
 };
 
@@ -78,6 +90,7 @@ static WRITE: Row = Row {
     reads: false,
     buffer_twin: None,
     sqe: |c| opcode::Write::new(fd(c), c.addr, c.len as u32).offset(c.offset).build(),
+    sqe_fixed: Some(|c, slot| opcode::WriteFixed::new(fd(c), c.addr, c.len as u32, slot).offset(c.offset).build()),
     syscall: |c| unsafe { libc::pwrite(c.fd, c.addr.cast(), c.len as usize, c.offset as i64) },
 };
 
@@ -88,6 +101,7 @@ static READV: Row = Row {
     reads: true,
     buffer_twin: Some(&READ),
     sqe: |c| opcode::Readv::new(fd(c), c.addr.cast(), c.len as u32).offset(c.offset).build(),
+    sqe_fixed: None,
     syscall: |c| unsafe { libc::preadv(c.fd, c.addr.cast(), c.len as i32, c.offset as i64) },
 };
 
@@ -98,6 +112,7 @@ static WRITEV: Row = Row {
     reads: false,
     buffer_twin: Some(&WRITE),
     sqe: |c| opcode::Writev::new(fd(c), c.addr.cast(), c.len as u32).offset(c.offset).build(),
+    sqe_fixed: None,
     syscall: |c| unsafe { libc::pwritev(c.fd, c.addr.cast(), c.len as i32, c.offset as i64) },
 };
 
@@ -108,6 +123,7 @@ static FSYNC: Row = Row {
     reads: false,
     buffer_twin: None,
     sqe: |c| opcode::Fsync::new(fd(c)).build(),
+    sqe_fixed: None,
     syscall: |c| unsafe { libc::fsync(c.fd) as isize },
 };
 
@@ -118,6 +134,7 @@ static FDATASYNC: Row = Row {
     reads: false,
     buffer_twin: None,
     sqe: |c| opcode::Fsync::new(fd(c)).flags(types::FsyncFlags::DATASYNC).build(),
+    sqe_fixed: None,
     syscall: |c| unsafe { libc::fdatasync(c.fd) as isize },
 };
 
@@ -128,6 +145,7 @@ static FALLOCATE: Row = Row {
     reads: false,
     buffer_twin: None,
     sqe: |c| opcode::Fallocate::new(fd(c), c.len).offset(c.offset).mode(c.mode).build(),
+    sqe_fixed: None,
     syscall: |c| unsafe { libc::fallocate(c.fd, c.mode, c.offset as i64, c.len as i64) as isize },
 };
 
@@ -138,6 +156,7 @@ static FTRUNCATE: Row = Row {
     reads: false,
     buffer_twin: None,
     sqe: |c| opcode::Ftruncate::new(fd(c), c.len).build(),
+    sqe_fixed: None,
     syscall: |c| unsafe { libc::ftruncate(c.fd, c.len as i64) as isize },
 };
 
@@ -171,6 +190,13 @@ impl Call {
     #[inline]
     pub fn sqe(&self, user_data: u64) -> squeue::Entry {
         (self.row.sqe)(self).user_data(user_data)
+    }
+
+    /// The SQE over registered buffer `slot`; only for rows with a fixed form.
+    #[inline]
+    pub fn sqe_fixed(&self, slot: u16, user_data: u64) -> squeue::Entry {
+        let build = self.row.sqe_fixed.expect("the row has a fixed-buffer form");
+        build(self, slot).user_data(user_data)
     }
 
     /// Runs the call as a blocking syscall: bytes transferred, 0, or `-errno`.

@@ -23,6 +23,7 @@ use io_uring::{opcode, squeue, IoUring, Probe};
 use super::sync::Mutex;
 
 use super::completion_faults::{Fault, Injector};
+use super::fixed::FixedRing;
 use super::fork::{ForkLocal, Owner};
 use super::{kernel, run_blocking, run_blocking_from, After, Backend, BackendKind, Op, OpKind, Progress};
 
@@ -116,6 +117,8 @@ pub(crate) struct ThreadRing {
     ring: IoUring,
     flight: Flight,
     progress: Vec<Progress>,
+    /// This ring's registration of the shared buffer table.
+    fixed: FixedRing,
 }
 
 // SAFETY: `progress` holds copies of caller iovec pointers only during a
@@ -141,6 +144,12 @@ pub(crate) struct UringBackend {
     /// io_uring_enter calls that returned EBUSY/EAGAIN/EINTR and were retried
     /// after reaping (CQ backpressure, memory pressure, signals).
     pub busy_retries: AtomicU64,
+    /// SQEs sent as READ_FIXED/WRITE_FIXED (their buffer was registered).
+    pub fixed_buffer_sqes: AtomicU64,
+    /// Buffer registrations the kernel refused (the ops ran unregistered).
+    pub buffer_registration_failures: AtomicU64,
+    /// Why the last refused registration failed.
+    pub buffer_registration_reason: Mutex<Option<String>>,
 }
 
 /// A thread's handle on one runtime's ring; removes the ring from the
@@ -249,6 +258,9 @@ impl UringBackend {
             direct_ops: AtomicU64::new(0),
             ring_failures: AtomicU64::new(0),
             busy_retries: AtomicU64::new(0),
+            fixed_buffer_sqes: AtomicU64::new(0),
+            buffer_registration_failures: AtomicU64::new(0),
+            buffer_registration_reason: Mutex::new(None),
         })
     }
 
@@ -274,7 +286,8 @@ impl UringBackend {
             // leaves the parent's registry alone) before adding the new one.
             rings.retain(|r| !r.owner.is_inherited() && r.registry.strong_count() > 0 && !r.registry.ptr_eq(&mine));
             let ring = build_ring(self.info.setup_flags, &self.params)?;
-            let ring = Arc::new(Mutex::new(ThreadRing { ring, flight: Flight::default(), progress: Vec::new() }));
+            let fixed = FixedRing::default();
+            let ring = Arc::new(Mutex::new(ThreadRing { ring, flight: Flight::default(), progress: Vec::new(), fixed }));
             self.registry().lock().push(ring.clone());
             rings.push(LocalRing { registry: mine, ring: Arc::downgrade(&ring), owner: Owner::current() });
             Ok(ring)
@@ -394,7 +407,8 @@ impl UringBackend {
     /// drop the ring (its SQ still holds the unconsumed entries).
     unsafe fn drive(&self, tr: &mut ThreadRing, ops: &mut [Op]) -> Result<(), i32> {
         let drain = Drain(tr);
-        let ThreadRing { ring, flight, progress } = &mut *drain.0;
+        let ThreadRing { ring, flight, progress, fixed } = &mut *drain.0;
+        self.sync_fixed(fixed, ring);
         flight.reset();
         let faults = self.faults.as_deref();
         for i in (0..ops.len()).rev() {
@@ -409,7 +423,7 @@ impl UringBackend {
         let progress = progress.as_mut_slice();
         let cq_cap = ring.params().cq_entries() as usize;
         while !flight.todo.is_empty() || flight.in_flight > 0 || !flight.queued.is_empty() {
-            let (early, early_enters) = unsafe { flight.fill(ring, ops, progress, cq_cap, faults) };
+            let (early, early_enters) = unsafe { flight.fill(ring, ops, progress, fixed, cq_cap, faults) };
             let want = usize::from(flight.in_flight + flight.queued.len() > 0);
             self.enter_calls.fetch_add(1 + early_enters, Ordering::Relaxed);
             let entered = match faults.and_then(Injector::at_enter) {
@@ -429,7 +443,21 @@ impl UringBackend {
             }
             flight.reap(ring, ops, progress, faults);
         }
+        self.fixed_buffer_sqes.fetch_add(flight.fixed_sqes, Ordering::Relaxed);
         Ok(())
+    }
+
+    /// Updates the ring's buffer registration (owning thread only), and
+    /// records refusals: they are silent for the caller, not for operators.
+    #[inline]
+    fn sync_fixed(&self, fixed: &mut FixedRing, ring: &IoUring) {
+        let failures = fixed.sync(ring);
+        if let Some(last) = failures.last() {
+            self.buffer_registration_failures.fetch_add(failures.len() as u64, Ordering::Relaxed);
+            let reason = last.describe();
+            tracing::debug!(%reason, "io_uring buffer registration refused; those buffers are used unregistered");
+            *self.buffer_registration_reason.lock() = Some(reason);
+        }
     }
 }
 
@@ -441,6 +469,8 @@ struct Flight {
     todo: Vec<usize>,
     queued: std::collections::VecDeque<usize>,
     in_flight: usize,
+    /// SQEs of this call that used a registered buffer.
+    fixed_sqes: u64,
 }
 
 impl Flight {
@@ -448,6 +478,7 @@ impl Flight {
         self.todo.clear();
         self.queued.clear();
         self.in_flight = 0;
+        self.fixed_sqes = 0;
     }
 
     /// Queues ops while the SQ has room and the CQ could take every
@@ -460,6 +491,7 @@ impl Flight {
         ring: &mut IoUring,
         ops: &[Op],
         progress: &[Progress],
+        fixed: &FixedRing,
         cq_cap: usize,
         faults: Option<&Injector>,
     ) -> (usize, u64) {
@@ -471,8 +503,9 @@ impl Flight {
                 while pushed < EARLY_SUBMIT && self.in_flight + self.queued.len() < cq_cap && !sq.is_full() {
                     let Some(i) = self.todo.pop() else { break };
                     // SAFETY: the entry's memory belongs to ops[i], valid until execute returns.
-                    let sqe = unsafe { sqe_with_faults(&ops[i], &progress[i], i, faults) };
+                    let (sqe, registered) = unsafe { sqe_with_faults(&ops[i], &progress[i], i, fixed, faults) };
                     unsafe { sq.push(&sqe).expect("SQ has room") };
+                    self.fixed_sqes += u64::from(registered);
                     self.queued.push_back(i);
                     pushed += 1;
                 }
@@ -627,15 +660,31 @@ pub(crate) fn sqe_for(op: &Op, progress: &Progress, index: usize) -> squeue::Ent
     progress.step(op).sqe(index as u64)
 }
 
-/// `sqe_for` with completion faults applied: a short count comes from a
-/// shortened SQE, an error from a NOP whose CQE is read as that error.
-unsafe fn sqe_with_faults(op: &Op, progress: &Progress, index: usize, faults: Option<&Injector>) -> squeue::Entry {
+/// The SQE of a call, and whether it uses a registered buffer (a call
+/// whose row has a fixed-buffer form and whose piece lies inside one of the
+/// ring's slots).
+fn sqe_with_fixed(call: &kernel::Call, index: usize, fixed: &FixedRing) -> (squeue::Entry, bool) {
+    if let Some(slot) = call.row.has_fixed_form().then(|| fixed.index_of(call.addr as usize, call.len as usize)).flatten() {
+        return (call.sqe_fixed(slot, index as u64), true);
+    }
+    (call.sqe(index as u64), false)
+}
+
+/// `sqe_with_fixed` with completion faults applied: a short count comes
+/// from a shortened SQE, an error from a NOP whose CQE is read as that error.
+unsafe fn sqe_with_faults(
+    op: &Op,
+    progress: &Progress,
+    index: usize,
+    fixed: &FixedRing,
+    faults: Option<&Injector>,
+) -> (squeue::Entry, bool) {
     let call = progress.step(op);
     match faults.and_then(|f| f.at_completion(&call, true)) {
-        None => call.sqe(index as u64),
+        None => sqe_with_fixed(&call, index, fixed),
         // SAFETY: the iovec array is the op's, valid per `execute`'s contract.
-        Some(Fault::Short) => unsafe { call.halved() }.sqe(index as u64),
-        Some(fault) => opcode::Nop::new().build().user_data(injected_user_data(index, fault)),
+        Some(Fault::Short) => sqe_with_fixed(&unsafe { call.halved() }, index, fixed),
+        Some(fault) => (opcode::Nop::new().build().user_data(injected_user_data(index, fault)), false),
     }
 }
 

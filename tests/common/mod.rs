@@ -72,3 +72,16 @@ pub fn each_backend_with_completion_faults(one_in: u32, test: impl Fn(&Runtime, 
     }
     injected
 }
+
+/// Runs the `#[ignore]`d test `name` of this test binary in a child
+/// process (for process-wide state: rlimits, capabilities) and checks that
+/// it passed and printed CHILD-OK.
+pub fn run_child(name: &str) {
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--ignored", "--exact", name, "--nocapture", "--test-threads=1"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{name} failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("CHILD-OK"), "{stdout}");
+}
