@@ -39,15 +39,7 @@ static uint64_t appended[APPENDERS];
 static unsigned char *canary[2];
 
 static rio_op_t op(uint32_t opcode, rio_file_t *f, void *buf, uint64_t len, uint64_t off) {
-    rio_op_t o;
-    memset(&o, 0, sizeof o);
-    o.opcode = opcode;
-    o.file = f;
-    o.buf = buf;
-    o.len = len;
-    o.offset = off;
-    o.result = -12345;
-    return o;
+    return check_op(opcode, f, buf, len, off, 0);
 }
 
 /* n batched O_DIRECT reads of BIG bytes from block `first` on, checked. */
