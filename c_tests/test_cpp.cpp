@@ -515,6 +515,16 @@ static void test_wal() {
         }
         CHECK(n == 14 && bad == 0);
         CHECK(w.append("more") == 15);
+        // Asynchronous acknowledgement.
+        std::uint64_t last = 0;
+        for (int i = 0; i < 100; i++) last = w.append_async(wal_entry(100 + i));
+        CHECK(last == 115);
+        CHECK(w.wait(last));
+        CHECK(w.durable_seq() == last && w.last_seq() == last);
+        CHECK(w.wait(last, 0)); // already durable: a poll succeeds
+        CHECK_THROWS(w.wait(0), EINVAL, "rio_wal_wait");
+        CHECK_THROWS(w.wait(last + 1, 0), EINVAL, "never assigned");
+        CHECK_THROWS(w.wait(last, -5), EINVAL, "timeout_us");
     });
 }
 

@@ -214,9 +214,15 @@ static void test_fork(rio_runtime_t *rt) {
     CHECK_EQ(rio_wal_wait(w, seq, -1), 0);
     rio_wal_reader_t *r = NULL;
     CHECK_EQ(rio_wal_reader_open(w, 1, &r), 0);
+    /* The child reports through a pipe, not its exit status: under valgrind
+     * a forked child exits with the error code for what it must leak (the
+     * parent's WAL state and pool workers, which it may not touch). */
+    int report[2];
+    CHECK_EQ(pipe(report), 0);
     fflush(NULL);
     pid_t pid = fork();
     if (pid == 0) {
+        close(report[0]);
         int ok = 1;
         const uint8_t *data;
         size_t len;
@@ -235,11 +241,18 @@ static void test_fork(rio_runtime_t *rt) {
         ok &= rio_wal_reader_open(w, 1, &r2) == -EBUSY && r2 == NULL;
         rio_wal_reader_close(r);
         ok &= rio_wal_close(w) == 0; /* frees without touching the log */
+        char verdict = ok ? 'Y' : 'N';
+        (void)!write(report[1], &verdict, 1);
         _exit(ok ? 0 : 1);
     }
+    close(report[1]);
+    char verdict = 0;
+    CHECK_EQ(read(report[0], &verdict, 1), 1);
+    close(report[0]);
+    CHECK_EQ(verdict, 'Y');
     int status = 0;
     CHECK_EQ(waitpid(pid, &status, 0), pid);
-    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    CHECK(WIFEXITED(status));
     /* The parent still owns the log and its lock. */
     rio_wal_t *again = NULL;
     CHECK_EQ(rio_wal_open(rt, path, NULL, &again), -EBUSY);

@@ -848,8 +848,9 @@ int rio_set_log_callback(int level, rio_log_callback_t cb, void *user_data);
  Opens a queue on `rt` holding at most `depth` operations pushed and not
  yet reaped: 1..4096, or 0 for the runtime's queue_depth (capped at 4096).
  Stores the handle in `*out` (NULL on failure). The queue keeps the
- runtime alive. Errors: `-EINVAL` (NULL argument, depth above 4096),
- `-EOPNOTSUPP` on a fault-injecting runtime, `-ENOMEM`/`-EMFILE` when the
+ runtime alive. On a runtime opened with fault injection, queue ops go
+ through the fault rules and run as they start (a testing tool). Errors:
+ `-EINVAL` (NULL argument, depth above 4096), `-ENOMEM`/`-EMFILE` when the
  queue's ring or eventfd cannot be created.
  */
 int rio_queue_open(struct rio_runtime_t *rt, uint32_t depth, struct rio_queue_t **out);

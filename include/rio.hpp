@@ -535,6 +535,29 @@ public:
     }
 #endif
 
+    /* Appends one entry without waiting for it: the library copies it and
+     * assigns its sequence number, returned here. Blocks only while the
+     * log's buffer is full. Entries become durable in order. */
+    std::uint64_t append_async(const void *data, std::size_t len) const {
+        std::uint64_t seq = 0;
+        detail::check(rio_wal_append_async(w_, data, len, &seq), "rio_wal_append_async");
+        return seq;
+    }
+    std::uint64_t append_async(std::string_view data) const { return append_async(data.data(), data.size()); }
+    /* Waits until every entry up to seq is durable (written, without
+     * sync_after_batch); true once it is, false when timeout_us passed
+     * first (RIO_WAL_WAIT_FOREVER: no limit, 0: poll). Throws EIO (the log
+     * is poisoned) and EINVAL (a seq never assigned). */
+    bool wait(std::uint64_t seq, std::int64_t timeout_us = RIO_WAL_WAIT_FOREVER) const {
+        int rc = rio_wal_wait(w_, seq, timeout_us);
+        if (rc == -ETIMEDOUT)
+            return false;
+        detail::check(rc, "rio_wal_wait");
+        return true;
+    }
+    /* Every entry up to this sequence number is durable; 0 for none. */
+    std::uint64_t durable_seq() const noexcept { return rio_wal_durable_seq(w_); }
+
     void sync() const { detail::check(rio_wal_sync(w_), "rio_wal_sync"); }
     /* The last acknowledged sequence number; 0 for an empty log. */
     std::uint64_t last_seq() const noexcept { return rio_wal_last_seq(w_); }

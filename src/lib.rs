@@ -38,9 +38,23 @@
 //! ```
 //!
 //! The `ffi` module is the C ABI, public so the Rust test harnesses can
-//! drive it as a C program would; like any C function, its `extern "C"`
-//! functions trust their pointer arguments. It is not part of the safe
-//! Rust API.
+//! drive it as a C program would. Its functions trust their pointer
+//! arguments like any C function, so every one that takes a pointer is an
+//! `unsafe extern "C" fn` (C callers see no difference):
+//!
+//! ```compile_fail,E0133
+//! let mut ops = [rio::ffi::batch::rio_op_t {
+//!     opcode: rio::ffi::batch::RIO_OP_READ,
+//!     flags: 0,
+//!     file: 16 as *mut _,
+//!     buf: 16 as *mut _,
+//!     len: 4096,
+//!     offset: 0,
+//!     result: 0,
+//!     user_data: 0,
+//! }];
+//! rio::ffi::batch::rio_submit_batch(16 as *mut _, ops.as_mut_ptr(), 1);
+//! ```
 //!
 //! The same program shape with the safe API compiles and runs:
 //!

@@ -197,7 +197,7 @@ impl World {
 /// A WAL config as raw bytes: rio_wal_config_default, then random fields,
 /// sometimes out of range, a random struct_size, a non-bool byte in
 /// sync_after_batch (never read as a Rust bool here).
-fn wal_config(rng: &mut Rng) -> MaybeUninit<rio_wal_config_t> {
+unsafe fn wal_config(rng: &mut Rng) -> MaybeUninit<rio_wal_config_t> {
     let mut cfg = MaybeUninit::<rio_wal_config_t>::zeroed();
     let p = cfg.as_mut_ptr();
     rio_wal_config_default(p);
@@ -238,7 +238,7 @@ fn wal_config(rng: &mut Rng) -> MaybeUninit<rio_wal_config_t> {
 
 /// A fault rule with random, sometimes invalid fields. Injected errors are
 /// EIO, ENOSPC (both in ERRNOS) or EINTR, EAGAIN (retried, never seen).
-fn fault_rule(rng: &mut Rng) -> rio_fault_t {
+unsafe fn fault_rule(rng: &mut Rng) -> rio_fault_t {
     let mut f = MaybeUninit::<rio_fault_t>::zeroed();
     rio_fault_default(f.as_mut_ptr());
     let mut f = unsafe { f.assume_init() };
@@ -273,7 +273,7 @@ fn fault_rule(rng: &mut Rng) -> rio_fault_t {
 }
 
 /// The WAL and fault calls.
-fn wal_step(w: &mut World, rng: &mut Rng) {
+unsafe fn wal_step(w: &mut World, rng: &mut Rng) {
     match rng.below(17) {
         0 => {
             let mut cfg = MaybeUninit::<rio_wal_config_t>::zeroed();
@@ -462,7 +462,7 @@ fn wal_step(w: &mut World, rng: &mut Rng) {
     }
 }
 
-fn step(w: &mut World, rng: &mut Rng) {
+unsafe fn step(w: &mut World, rng: &mut Rng) {
     if rng.chance(45) {
         return wal_step(w, rng);
     }
@@ -628,46 +628,49 @@ fn step(w: &mut World, rng: &mut Rng) {
 
 #[test]
 fn random_c_api_calls_never_crash() {
-    let calls: u64 = std::env::var("RIO_FUZZ_CALLS").ok().and_then(|v| v.parse().ok()).unwrap_or(20_000);
-    let mut w = World {
-        dir: tempfile::tempdir().unwrap(),
-        runtimes: Vec::new(),
-        files: Vec::new(),
-        buf: vec![0u8; 16384],
-        wals: Vec::new(),
-        readers: Vec::new(),
-        faulty: Default::default(),
-        appended: 0,
-        read: 0,
-    };
-    let mut rng = Rng(0x5EED_1234_ABCD_0001);
-    for _ in 0..calls {
-        step(&mut w, &mut rng);
-    }
-    for r in w.readers.drain(..) {
-        rio_wal_reader_close(r.r);
-    }
-    for h in w.wals.drain(..) {
-        check("rio_wal_close", rio_wal_close(h.w) as i64);
-    }
-    for f in w.files.drain(..) {
-        check("rio_file_close", rio_file_close(f) as i64);
-    }
-    w.faulty.clear();
-    for rt in w.runtimes.drain(..) {
-        rio_runtime_close(rt);
-    }
-    TALLY.with(|t| {
-        for (func, (ok, errs)) in t.borrow().iter().filter(|(f, _)| f.starts_with("rio_wal") || f.contains("fault")) {
-            let errs: Vec<String> = errs.iter().map(|(e, n)| format!("{n} {}", rio::error::strerror(*e))).collect();
-            println!("  {func}: {ok} ok; {}", errs.join(", "));
+    // SAFETY: the C API is called as a C program would: every pointer is valid (see the module doc).
+    unsafe {
+        let calls: u64 = std::env::var("RIO_FUZZ_CALLS").ok().and_then(|v| v.parse().ok()).unwrap_or(20_000);
+        let mut w = World {
+            dir: tempfile::tempdir().unwrap(),
+            runtimes: Vec::new(),
+            files: Vec::new(),
+            buf: vec![0u8; 16384],
+            wals: Vec::new(),
+            readers: Vec::new(),
+            faulty: Default::default(),
+            appended: 0,
+            read: 0,
+        };
+        let mut rng = Rng(0x5EED_1234_ABCD_0001);
+        for _ in 0..calls {
+            step(&mut w, &mut rng);
         }
-    });
-    println!(
-        "{calls} random C API calls: no crash, every failure a known -errno naming its function; \
-         {} WAL entries appended, {} read back and verified",
-        w.appended, w.read
-    );
+        for r in w.readers.drain(..) {
+            rio_wal_reader_close(r.r);
+        }
+        for h in w.wals.drain(..) {
+            check("rio_wal_close", rio_wal_close(h.w) as i64);
+        }
+        for f in w.files.drain(..) {
+            check("rio_file_close", rio_file_close(f) as i64);
+        }
+        w.faulty.clear();
+        for rt in w.runtimes.drain(..) {
+            rio_runtime_close(rt);
+        }
+        TALLY.with(|t| {
+            for (func, (ok, errs)) in t.borrow().iter().filter(|(f, _)| f.starts_with("rio_wal") || f.contains("fault")) {
+                let errs: Vec<String> = errs.iter().map(|(e, n)| format!("{n} {}", rio::error::strerror(*e))).collect();
+                println!("  {func}: {ok} ok; {}", errs.join(", "));
+            }
+        });
+        println!(
+            "{calls} random C API calls: no crash, every failure a known -errno naming its function; \
+             {} WAL entries appended, {} read back and verified",
+            w.appended, w.read
+        );
+    }
 }
 
 /// The fault-injecting backend used to save, before each ftruncate, every
@@ -679,37 +682,46 @@ fn random_c_api_calls_never_crash() {
 /// write or fallocate at a huge offset, then rio_file_truncate). Fixed in
 /// 09894f7 (only data extents are saved). Runs in a child process, since
 /// the failure was an abort.
-#[test]
-fn regression_fault_journal_truncate_of_a_sparse_file() {
-    const CHILD: &str = "RIO_FFI_FUZZ_CHILD";
-    if std::env::var_os(CHILD).is_none() {
-        let out = std::process::Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "regression_fault_journal_truncate_of_a_sparse_file", "--nocapture"])
-            .env(CHILD, "1")
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "the child process died ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).lines().filter(|l| !l.trim().is_empty()).take(3).collect::<Vec<_>>().join(" | ")
-        );
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let mut cfg: rio_runtime_config_t = unsafe { std::mem::zeroed() };
+/// A runtime opened with fault_injection and a file created at `path` on it.
+unsafe fn faulty_file(path: &std::path::Path) -> (*mut rio_runtime_t, *mut rio_file_t) {
+    let mut cfg: rio_runtime_config_t = std::mem::zeroed();
     rio_runtime_config_default(&mut cfg);
     cfg.fault_injection = true;
     let mut rt = null_mut();
     assert_eq!(rio_runtime_open(&cfg, &mut rt), 0, "{}", last_message());
-    let path = CString::new(dir.path().join("sparse").to_str().unwrap()).unwrap();
+    let path = CString::new(path.to_str().unwrap()).unwrap();
     let mut f = null_mut();
     let flags = RIO_OPEN_READ | RIO_OPEN_WRITE | RIO_OPEN_CREATE;
     assert_eq!(rio_file_open(rt, path.as_ptr(), flags, 0o644, &mut f), 0, "{}", last_message());
-    assert_eq!(rio_file_write_at(f, b"x".as_ptr().cast(), 1, 1 << 40), 1, "{}", last_message());
-    assert_eq!(rio_file_truncate(f, 0), 0, "{}", last_message());
-    assert_eq!(rio_file_close(f), 0);
-    rio_runtime_close(rt);
+    (rt, f)
+}
+
+#[test]
+fn regression_fault_journal_truncate_of_a_sparse_file() {
+    // SAFETY: the C API is called as a C program would: every pointer is valid (see the module doc).
+    unsafe {
+        const CHILD: &str = "RIO_FFI_FUZZ_CHILD";
+        if std::env::var_os(CHILD).is_none() {
+            let out = std::process::Command::new(std::env::current_exe().unwrap())
+                .args(["--exact", "regression_fault_journal_truncate_of_a_sparse_file", "--nocapture"])
+                .env(CHILD, "1")
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "the child process died ({}): {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr).lines().filter(|l| !l.trim().is_empty()).take(3).collect::<Vec<_>>().join(" | ")
+            );
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let (rt, f) = faulty_file(&dir.path().join("sparse"));
+        assert_eq!(rio_file_write_at(f, b"x".as_ptr().cast(), 1, 1 << 40), 1, "{}", last_message());
+        assert_eq!(rio_file_truncate(f, 0), 0, "{}", last_message());
+        assert_eq!(rio_file_close(f), 0);
+        rio_runtime_close(rt);
+    }
 }
 
 /// `rio_runtime_config_t.fault_injection` is a C bool that used to be read
@@ -719,16 +731,19 @@ fn regression_fault_journal_truncate_of_a_sparse_file() {
 /// code while adding the fault functions to the fuzz; fixed in 09894f7.
 #[test]
 fn regression_runtime_config_bool_byte_checked() {
-    let mut cfg = MaybeUninit::<rio_runtime_config_t>::zeroed();
-    rio_runtime_config_default(cfg.as_mut_ptr());
-    unsafe { (cfg.as_mut_ptr() as *mut u8).add(offset_of!(rio_runtime_config_t, fault_injection)).write(2) };
-    let mut rt = null_mut();
-    let res = rio_runtime_open(cfg.as_ptr(), &mut rt);
-    if res == 0 {
-        rio_runtime_close(rt);
+    // SAFETY: the C API is called as a C program would: every pointer is valid (see the module doc).
+    unsafe {
+        let mut cfg = MaybeUninit::<rio_runtime_config_t>::zeroed();
+        rio_runtime_config_default(cfg.as_mut_ptr());
+        (cfg.as_mut_ptr() as *mut u8).add(offset_of!(rio_runtime_config_t, fault_injection)).write(2);
+        let mut rt = null_mut();
+        let res = rio_runtime_open(cfg.as_ptr(), &mut rt);
+        if res == 0 {
+            rio_runtime_close(rt);
+        }
+        assert_eq!(res, -libc::EINVAL, "fault_injection byte 2 accepted");
+        assert!(last_message().contains("fault_injection"), "{}", last_message());
     }
-    assert_eq!(res, -libc::EINVAL, "fault_injection byte 2 accepted");
-    assert!(last_message().contains("fault_injection"), "{}", last_message());
 }
 
 /// A fault rule hits matching operations `nth..nth+count`, which used to
@@ -739,31 +754,26 @@ fn regression_runtime_config_bool_byte_checked() {
 /// `rio_fault_t.count`/`nth` values; fixed in 09894f7.
 #[test]
 fn regression_fault_rule_nth_plus_count_no_overflow() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut cfg: rio_runtime_config_t = unsafe { std::mem::zeroed() };
-    rio_runtime_config_default(&mut cfg);
-    cfg.fault_injection = true;
-    let mut rt = null_mut();
-    assert_eq!(rio_runtime_open(&cfg, &mut rt), 0, "{}", last_message());
-    let path = CString::new(dir.path().join("f").to_str().unwrap()).unwrap();
-    let mut f = null_mut();
-    let flags = RIO_OPEN_READ | RIO_OPEN_WRITE | RIO_OPEN_CREATE;
-    assert_eq!(rio_file_open(rt, path.as_ptr(), flags, 0o644, &mut f), 0, "{}", last_message());
-    let mut results = Vec::new();
-    for count in [1000, u64::MAX] {
-        let mut fault = MaybeUninit::<rio_fault_t>::zeroed();
-        rio_fault_default(fault.as_mut_ptr());
-        let mut fault = unsafe { fault.assume_init() };
-        (fault.target, fault.nth, fault.count) = (RIO_FAULT_ON_WRITE, 2, count);
-        assert_eq!(rio_runtime_clear_faults(rt), 0);
-        assert_eq!(rio_runtime_add_fault(rt, &fault), 0, "{}", last_message());
-        let writes: Vec<i64> = (0..4).map(|_| rio_file_write_at(f, b"x".as_ptr().cast(), 1, 0)).collect();
-        results.push((count, writes));
-    }
-    assert_eq!(rio_file_close(f), 0);
-    rio_runtime_close(rt);
-    let eio = -(libc::EIO as i64);
-    for (count, writes) in results {
-        assert_eq!(writes, vec![1, eio, eio, eio], "nth 2, count {count}: the 1st write succeeds, the others fail");
+    // SAFETY: the C API is called as a C program would: every pointer is valid (see the module doc).
+    unsafe {
+        let dir = tempfile::tempdir().unwrap();
+        let (rt, f) = faulty_file(&dir.path().join("f"));
+        let mut results = Vec::new();
+        for count in [1000, u64::MAX] {
+            let mut fault = MaybeUninit::<rio_fault_t>::zeroed();
+            rio_fault_default(fault.as_mut_ptr());
+            let mut fault = fault.assume_init();
+            (fault.target, fault.nth, fault.count) = (RIO_FAULT_ON_WRITE, 2, count);
+            assert_eq!(rio_runtime_clear_faults(rt), 0);
+            assert_eq!(rio_runtime_add_fault(rt, &fault), 0, "{}", last_message());
+            let writes: Vec<i64> = (0..4).map(|_| rio_file_write_at(f, b"x".as_ptr().cast(), 1, 0)).collect();
+            results.push((count, writes));
+        }
+        assert_eq!(rio_file_close(f), 0);
+        rio_runtime_close(rt);
+        let eio = -(libc::EIO as i64);
+        for (count, writes) in results {
+            assert_eq!(writes, vec![1, eio, eio, eio], "nth 2, count {count}: the 1st write succeeds, the others fail");
+        }
     }
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{each_backend, pattern, BACKENDS};
-use rio::{open_flags as of, AlignedBuf, DiskFile, OpCode, Queue, Runtime, RuntimeConfig};
+use rio::{open_flags as of, AlignedBuf, DiskFile, FaultAction, FaultRule, OpCode, Queue, Runtime, RuntimeConfig};
 
 fn rw_file(rt: &Runtime, dir: &std::path::Path, name: &str) -> Arc<DiskFile> {
     Arc::new(DiskFile::open(rt, dir.join(name), of::READ | of::WRITE | of::CREATE | of::TRUNCATE, 0o644).unwrap())
@@ -342,4 +342,36 @@ fn a_queue_inherited_through_fork_refuses_work_and_closes_without_waiting() {
         let c = q.reap(1, 1, None).unwrap().pop().unwrap();
         assert_eq!(c.buf.unwrap(), pattern(4096, 4));
     });
+}
+
+#[test]
+fn fault_rules_apply_to_queue_ops() {
+    for backend in BACKENDS {
+        let rt = Runtime::new(&RuntimeConfig { backend, fault_injection: true, ..Default::default() }).unwrap();
+        let faults = rt.fault_injector().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let f = rw_file(&rt, dir.path(), "faults.dat");
+        let mut q: Queue<Vec<u8>> = Queue::new(&rt, 8).unwrap();
+        // The 2nd write fails with EIO; every transfer comes back short.
+        faults.add_rule(FaultRule { op: Some(OpCode::Write), nth: 2, count: 1, action: FaultAction::Error(libc::EIO) });
+        faults.add_rule(FaultRule { op: None, nth: 1, count: 0, action: FaultAction::Short });
+        for i in 0..4u64 {
+            q.write(&f, pattern(3000, i), i * 3000, i).unwrap();
+        }
+        q.submit().unwrap();
+        let mut got = q.reap(4, 4, None).unwrap();
+        got.sort_by_key(|c| c.user_data);
+        let failed: Vec<u64> = got.iter().filter(|c| c.result.is_err()).map(|c| c.user_data).collect();
+        assert_eq!(failed.len(), 1, "{backend:?}: one write fails");
+        assert_eq!(errno(got[failed[0] as usize].result.as_ref().unwrap_err()), libc::EIO);
+        for c in got.iter().filter(|c| c.result.is_ok()) {
+            // Short transfers were continued to the end.
+            assert_eq!(*c.result.as_ref().unwrap(), 3000);
+            let mut back = vec![0; 3000];
+            f.read_at(&mut back, c.user_data * 3000).unwrap();
+            assert_eq!(back, pattern(3000, c.user_data), "{backend:?}");
+        }
+        faults.clear_rules();
+        assert_eq!(rt.ops_in_flight(), 0);
+    }
 }

@@ -93,7 +93,8 @@ pub const RIO_QUEUE_POOL: &str = "rio-queue-pool";
 pub const RIO_BATCH: &str = "rio-batch";
 pub const PY_ASYNCIO: &str = "py-asyncio";
 pub const PY_EXECUTOR: &str = "py-executor";
-pub const QUEUE_PEERS: [&str; 5] = [RIO_QUEUE, RIO_QUEUE_POOL, RIO_BATCH, PY_ASYNCIO, PY_EXECUTOR];
+pub const GO_GOROUTINES: &str = "go-goroutines";
+pub const QUEUE_PEERS: [&str; 6] = [RIO_QUEUE, RIO_QUEUE_POOL, RIO_BATCH, GO_GOROUTINES, PY_ASYNCIO, PY_EXECUTOR];
 
 pub fn peer_title(p: &str) -> &'static str {
     match p {
@@ -105,6 +106,7 @@ pub fn peer_title(p: &str) -> &'static str {
         RIO_QUEUE => "rio queue (io_uring)",
         RIO_QUEUE_POOL => "rio queue (thread pool)",
         RIO_BATCH => "rio batch-then-drain",
+        GO_GOROUTINES => "Go: 32 goroutines × File.ReadAt/WriteAt",
         PY_ASYNCIO => "Python AsyncFile",
         PY_EXECUTOR => "Python run_in_executor(os.preadv)",
         _ => "?",

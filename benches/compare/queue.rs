@@ -17,8 +17,8 @@ use crate::files::{
 };
 use crate::opts::Opts;
 use crate::{
-    run_interleaved, Metric, Results, Sample, Unit, Workload, FIO, PY_ASYNCIO, PY_EXECUTOR, RIO_BATCH, RIO_QUEUE,
-    RIO_QUEUE_POOL,
+    run_interleaved, Metric, Results, Sample, Unit, Workload, FIO, GO_GOROUTINES, PY_ASYNCIO, PY_EXECUTOR, RIO_BATCH,
+    RIO_QUEUE, RIO_QUEUE_POOL,
 };
 
 /// Depths of the scaling rows.
@@ -82,20 +82,21 @@ pub fn workloads(opts: &Opts) -> Vec<Workload> {
     all(opts).into_iter().map(|q| q.w).collect()
 }
 
-/// CPU time (user + system) of this process so far, in seconds.
-fn cpu_now() -> f64 {
+/// CPU time (user + system) so far of this process (`RUSAGE_SELF`) or of
+/// its waited-for children (`RUSAGE_CHILDREN`), in seconds.
+fn cpu_secs(who: libc::c_int) -> f64 {
     // SAFETY: getrusage fills the zeroed struct.
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    unsafe { libc::getrusage(who, &mut ru) };
     let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
     tv(ru.ru_utime) + tv(ru.ru_stime)
 }
 
-/// Runs `f` and records the process CPU time it used in the sample.
-fn with_cpu(f: impl FnOnce() -> Result<Sample, String>) -> Result<Sample, String> {
-    let before = cpu_now();
+/// Runs `f` and records the CPU time (of `who`, see `cpu_secs`) it used.
+fn with_cpu(who: libc::c_int, f: impl FnOnce() -> Result<Sample, String>) -> Result<Sample, String> {
+    let before = cpu_secs(who);
     let mut s = f()?;
-    s.cpu_secs = Some(cpu_now() - before);
+    s.cpu_secs = Some(cpu_secs(who) - before);
     Ok(s)
 }
 
@@ -190,10 +191,125 @@ fn python_io(mode: &str, path: &Path, file_size: u64, dur: Duration) -> Result<S
     if !out.status.success() {
         return Err(format!("python {mode} run failed: {}", String::from_utf8_lossy(&out.stderr).trim()));
     }
-    let text = String::from_utf8_lossy(&out.stdout);
-    let v: serde_json::Value = serde_json::from_str(text.trim()).map_err(|e| format!("python JSON: {e}: {text}"))?;
-    let ops = v["ops"].as_u64().ok_or("python JSON lacks ops")?;
-    Ok(Sample { ops, bytes: ops * 4096, secs: v["secs"].as_f64().ok_or("python JSON lacks secs")?, ..Default::default() })
+    json_sample(&String::from_utf8_lossy(&out.stdout), 4096)
+}
+
+/// The Go answer (docs/queues.md): goroutines calling the blocking API, one
+/// op each; argv = path, write (0|1), goroutines, seconds, file size.
+const GO_BENCH: &str = r#"package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"math/rand"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	rio "librio/bindings/go"
+)
+
+func main() {
+	path, write := os.Args[1], os.Args[2] == "1"
+	n, _ := strconv.Atoi(os.Args[3])
+	secs, _ := strconv.ParseFloat(os.Args[4], 64)
+	size, _ := strconv.ParseInt(os.Args[5], 10, 64)
+	rt, err := rio.Open(&rio.Options{Backend: rio.BackendIOUring})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	f, err := rt.OpenFile(path, os.O_RDWR|rio.O_DIRECT, 0)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	var ops atomic.Int64
+	var wg sync.WaitGroup
+	blocks := size / 4096
+	start := time.Now()
+	deadline := start.Add(time.Duration(secs * float64(time.Second)))
+	for g := 0; g < n; g++ {
+		wg.Add(1)
+		go func(seed int64) {
+			defer wg.Done()
+			rnd, buf := rand.New(rand.NewSource(seed)), rio.AlignedBuffer(4096)
+			for time.Now().Before(deadline) {
+				off := rnd.Int63n(blocks) * 4096
+				var got int
+				var err error
+				if write {
+					got, err = f.WriteAt(buf, off)
+				} else {
+					got, err = f.ReadAt(buf, off)
+				}
+				if err != nil || got != 4096 {
+					fmt.Fprintln(os.Stderr, "I/O failed:", got, err)
+					os.Exit(1)
+				}
+				ops.Add(1)
+			}
+		}(int64(g + 1))
+	}
+	wg.Wait()
+	out, _ := json.Marshal(map[string]any{"ops": ops.Load(), "secs": time.Since(start).Seconds()})
+	fmt.Println(string(out))
+}
+"#;
+
+/// Builds the Go program once (offline, like `make test-go`); its path.
+fn build_go() -> Result<std::path::PathBuf, String> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = root.join("target/go/queue-bench");
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let module = format!(
+        "module queuebench\n\ngo 1.19\n\nrequire librio/bindings/go v0.0.0\n\nreplace librio/bindings/go => {}\n",
+        root.join("bindings/go").display()
+    );
+    std::fs::write(dir.join("go.mod"), module).and_then(|_| std::fs::write(dir.join("main.go"), GO_BENCH)).map_err(|e| e.to_string())?;
+    let bin = dir.join("queue-bench");
+    let out = Command::new("go")
+        .current_dir(&dir)
+        .args(["build", "-o"])
+        .arg(&bin)
+        .arg(".")
+        .env("GOCACHE", root.join("target/go/cache"))
+        .env("GOPATH", root.join("target/go/path"))
+        .env("GOTOOLCHAIN", "local")
+        .env("GOPROXY", "off")
+        .env("GOFLAGS", "-buildvcs=false")
+        .env("GO111MODULE", "on")
+        .env("CGO_ENABLED", "1")
+        .output()
+        .map_err(|e| format!("no go toolchain: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("go build failed: {}", String::from_utf8_lossy(&out.stderr).trim()));
+    }
+    Ok(bin)
+}
+
+fn go_io(bin: &Path, path: &Path, spec: &IoSpec, dur: Duration) -> Result<Sample, String> {
+    let out = Command::new(bin)
+        .arg(path)
+        .arg(if spec.write { "1" } else { "0" })
+        .arg(spec.qd.to_string())
+        .arg(format!("{}", dur.as_secs_f64()))
+        .arg(spec.file_size.to_string())
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", bin.display()))?;
+    if !out.status.success() {
+        return Err(format!("go run failed: {}", String::from_utf8_lossy(&out.stderr).trim()));
+    }
+    json_sample(&String::from_utf8_lossy(&out.stdout), spec.bs as u64)
+}
+
+/// `{"ops": N, "secs": S}` printed by a helper program.
+fn json_sample(text: &str, bs: u64) -> Result<Sample, String> {
+    let v: serde_json::Value = serde_json::from_str(text.trim()).map_err(|e| format!("helper JSON: {e}: {text}"))?;
+    let ops = v["ops"].as_u64().ok_or("helper JSON lacks ops")?;
+    Ok(Sample { ops, bytes: ops * bs, secs: v["secs"].as_f64().ok_or("helper JSON lacks secs")?, ..Default::default() })
 }
 
 fn python_available() -> Result<(), String> {
@@ -226,6 +342,7 @@ pub fn run_all(opts: &Opts, env: &Env, res: &mut Results) {
         return;
     }
     let python = python_available();
+    let go = if opts.peer_on(GO_GOROUTINES) { build_go() } else { Err("not selected".into()) };
     for qw in chosen {
         let w = qw.w.clone();
         eprintln!("bench: {} ...", w.title);
@@ -238,15 +355,24 @@ pub fn run_all(opts: &Opts, env: &Env, res: &mut Results) {
                 let (p1, p2, p3, p4) = (path.clone(), path.clone(), path.clone(), path.clone());
                 match &env.uring {
                     Ok(rt) => {
-                        units.push(unit(&id, RIO_QUEUE, Box::new(move |d| with_cpu(|| rio_queue_io(rt, &p1, &spec, d)))));
+                        units.push(unit(&id, RIO_QUEUE, Box::new(move |d| with_cpu(libc::RUSAGE_SELF, || rio_queue_io(rt, &p1, &spec, d)))));
                         if spec.qd == 32 {
-                            units.push(unit(&id, RIO_BATCH, Box::new(move |d| with_cpu(|| rio_io(rt, &p2, &spec, d)))));
+                            units.push(unit(&id, RIO_BATCH, Box::new(move |d| with_cpu(libc::RUSAGE_SELF, || rio_io(rt, &p2, &spec, d)))));
                         }
                     }
                     Err(why) => res.note(&w.id, RIO_QUEUE, why.clone()),
                 }
                 if spec.qd == 32 {
-                    units.push(unit(&id, RIO_QUEUE_POOL, Box::new(move |d| with_cpu(|| rio_queue_io(&env.pool, &p3, &spec, d)))));
+                    units.push(unit(&id, RIO_QUEUE_POOL, Box::new(move |d| with_cpu(libc::RUSAGE_SELF, || rio_queue_io(&env.pool, &p3, &spec, d)))));
+                }
+                if spec.qd == 32 {
+                    match &go {
+                        Ok(bin) => {
+                            let p5 = path.clone();
+                            units.push(unit(&id, GO_GOROUTINES, Box::new(move |d| with_cpu(libc::RUSAGE_CHILDREN, || go_io(bin, &p5, &spec, d)))));
+                        }
+                        Err(why) => res.note(&w.id, GO_GOROUTINES, why.clone()),
+                    }
                 }
                 match &env.fio {
                     Some(fio) => units.push(unit(&id, FIO, Box::new(move |d| fio_io(fio, &p4, &spec, d)))),
@@ -257,8 +383,8 @@ pub fn run_all(opts: &Opts, env: &Env, res: &mut Results) {
                 Ok(()) => {
                     let (p1, p2) = (path.clone(), path.clone());
                     let size = opts.file_size;
-                    units.push(unit(&id, PY_ASYNCIO, Box::new(move |d| python_io("asyncio", &p1, size, d))));
-                    units.push(unit(&id, PY_EXECUTOR, Box::new(move |d| python_io("executor", &p2, size, d))));
+                    units.push(unit(&id, PY_ASYNCIO, Box::new(move |d| with_cpu(libc::RUSAGE_CHILDREN, || python_io("asyncio", &p1, size, d)))));
+                    units.push(unit(&id, PY_EXECUTOR, Box::new(move |d| with_cpu(libc::RUSAGE_CHILDREN, || python_io("executor", &p2, size, d)))));
                 }
                 Err(why) => {
                     res.note(&w.id, PY_ASYNCIO, why.clone());

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use crate::opts::Opts;
 use crate::sys::Machine;
 use crate::{
-    peer_title, wal, Metric, Results, ALL_PEERS, FIO, PY_ASYNCIO, PY_EXECUTOR, QUEUE_PEERS, RIO_BATCH, RIO_POOL, RIO_QUEUE,
+    peer_title, wal, Metric, Results, ALL_PEERS, FIO, GO_GOROUTINES, PY_ASYNCIO, PY_EXECUTOR, QUEUE_PEERS, RIO_BATCH, RIO_POOL, RIO_QUEUE,
     RIO_QUEUE_POOL, RIO_URING, STD, TOKIO,
 };
 
@@ -80,10 +80,7 @@ impl Report<'_> {
     }
 
     fn loop_of(&self, wal_id: &str) -> Option<String> {
-        let size = self.opts.wal_sizes.iter().copied().find(|s| {
-            self.opts.wal_threads.iter().any(|t| wal::wal_id(*s, *t) == wal_id)
-        })?;
-        Some(wal::loop_id(size))
+        Some(wal::loop_id(wal::size_of_id(wal_id, &self.opts.wal_sizes)?))
     }
 
     /// Median CPU seconds (user + system) per op of a peer's runs.
@@ -109,40 +106,49 @@ impl Report<'_> {
             let _ = writeln!(s);
             let _ = writeln!(
                 s,
-                "| queue workload (IOPS) | rio queue | rio queue (pool) | rio batch-then-drain | fio io_uring | queue/fio | queue/batch | CPU µs/op queue | CPU µs/op batch | CPU µs/op fio | CPU queue/fio | spread |"
+                "| queue workload (IOPS) | rio queue | rio queue (pool) | rio batch-then-drain | Go goroutines | fio io_uring | queue/fio | queue/batch | queue/Go | CPU µs/op queue | CPU µs/op batch | CPU µs/op Go | CPU µs/op fio | CPU queue/fio | spread |"
             );
-            let _ = writeln!(s, "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
+            let _ = writeln!(s, "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
             for w in rows {
                 let q = self.res.median(&w.id, RIO_QUEUE);
                 let _ = writeln!(
                     s,
-                    "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                    "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                     w.title,
                     self.cell(&w.id, RIO_QUEUE),
                     self.cell(&w.id, RIO_QUEUE_POOL),
                     self.cell(&w.id, RIO_BATCH),
+                    self.cell(&w.id, GO_GOROUTINES),
                     self.cell(&w.id, FIO),
                     show_ratio(ratio(q, self.res.median(&w.id, FIO))),
                     show_ratio(ratio(q, self.res.median(&w.id, RIO_BATCH))),
+                    show_ratio(ratio(q, self.res.median(&w.id, GO_GOROUTINES))),
                     self.show_cpu(&w.id, RIO_QUEUE),
                     self.show_cpu(&w.id, RIO_BATCH),
+                    self.show_cpu(&w.id, GO_GOROUTINES),
                     self.show_cpu(&w.id, FIO),
                     show_ratio(ratio(self.cpu_per_op(&w.id, RIO_QUEUE), self.cpu_per_op(&w.id, FIO))),
-                    show_spread(self.spread(&w.id, &[RIO_QUEUE, RIO_QUEUE_POOL, RIO_BATCH, FIO]))
+                    show_spread(self.spread(&w.id, &[RIO_QUEUE, RIO_QUEUE_POOL, RIO_BATCH, GO_GOROUTINES, FIO]))
                 );
             }
         }
         if let Some(w) = self.res.workloads.iter().find(|w| w.id == "queue-python-asyncio-32") {
             let _ = writeln!(s);
-            let _ = writeln!(s, "| Python asyncio workload (IOPS) | rio.AsyncFile | run_in_executor(os.preadv) | AsyncFile/executor | spread |");
-            let _ = writeln!(s, "|---|--:|--:|--:|--:|");
             let _ = writeln!(
                 s,
-                "| {} | {} | {} | {} | {} |",
+                "| Python asyncio workload (IOPS) | rio.AsyncFile | run_in_executor(os.preadv) | AsyncFile/executor | CPU µs/op AsyncFile | CPU µs/op executor | CPU executor/AsyncFile | spread |"
+            );
+            let _ = writeln!(s, "|---|--:|--:|--:|--:|--:|--:|--:|");
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} | {} | {} | {} | {} |",
                 w.title,
                 self.cell(&w.id, PY_ASYNCIO),
                 self.cell(&w.id, PY_EXECUTOR),
                 show_ratio(ratio(self.res.median(&w.id, PY_ASYNCIO), self.res.median(&w.id, PY_EXECUTOR))),
+                self.show_cpu(&w.id, PY_ASYNCIO),
+                self.show_cpu(&w.id, PY_EXECUTOR),
+                show_ratio(ratio(self.cpu_per_op(&w.id, PY_EXECUTOR), self.cpu_per_op(&w.id, PY_ASYNCIO))),
                 show_spread(self.spread(&w.id, &[PY_ASYNCIO, PY_EXECUTOR]))
             );
         }
@@ -213,6 +219,14 @@ impl Report<'_> {
         };
         wal_vs_loop("WAL 1 thread × 4 KiB: rio / write+fdatasync loop", 4096, 1, 0.9);
         wal_vs_loop("WAL 32 threads × 128 B: rio / write+fdatasync loop", 128, 32, 20.0);
+        let m = ratio(r.median(&wal::async_id(128, 1), RIO_URING), r.median(&wal::loop_id(128), STD));
+        t.push(Target {
+            name: "WAL 1 thread × 128 B append_async (wait at 4096): rio / write+fdatasync loop".into(),
+            want: "≥ 50×".into(),
+            measured: m,
+            shown: show_ratio(m),
+            met: m.map(|m| m >= 50.0),
+        });
         if let Some(g) = r.extra.get("wal_rss_growth") {
             let (h1, h2) = (g["peak_rss_kib_1"].as_u64(), g["peak_rss_kib_2"].as_u64());
             let (n1, n2) = (g["entries_1"].as_u64().unwrap_or(0), g["entries_2"].as_u64().unwrap_or(0));
@@ -305,6 +319,10 @@ impl Report<'_> {
             );
             let _ = writeln!(s, "|---|--:|--:|--:|--:|--:|--:|--:|--:|");
             for w in wal_rows {
+                if w.id.starts_with("wal-fio-") {
+                    let _ = writeln!(s, "| {} | | | {} (fio) | | | {} | – | {} |", w.title, self.cell(&w.id, FIO), "–", show_spread(self.spread(&w.id, &[FIO])));
+                    continue;
+                }
                 if w.id.starts_with("wal-loop-") {
                     let rss = self.peak_rss(&w.id, STD).map(|k| format!("{:.1} (loop)", k as f64 / 1024.0));
                     let _ = writeln!(
@@ -406,7 +424,7 @@ impl Report<'_> {
                         ratios.insert(format!("rio-uring/{p}"), json!(x));
                     }
                 }
-                for (a, b) in [(RIO_QUEUE, FIO), (RIO_QUEUE, RIO_BATCH), (PY_ASYNCIO, PY_EXECUTOR)] {
+                for (a, b) in [(RIO_QUEUE, FIO), (RIO_QUEUE, RIO_BATCH), (RIO_QUEUE, GO_GOROUTINES), (PY_ASYNCIO, PY_EXECUTOR)] {
                     if let Some(x) = ratio(r.median(&w.id, a), r.median(&w.id, b)) {
                         ratios.insert(format!("{a}/{b}"), json!(x));
                     }
@@ -466,6 +484,7 @@ impl Report<'_> {
             (RIO_QUEUE, "#9467bd"),
             (RIO_QUEUE_POOL, "#c5b0d5"),
             (RIO_BATCH, "#d62728"),
+            (GO_GOROUTINES, "#8c564b"),
             (PY_ASYNCIO, "#9467bd"),
             (PY_EXECUTOR, "#17becf"),
         ];

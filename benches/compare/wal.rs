@@ -13,7 +13,7 @@ use serde_json::json;
 
 use crate::files::Env;
 use crate::opts::Opts;
-use crate::{run_interleaved, Metric, Results, Sample, Unit, Workload, RIO_POOL, RIO_URING, STD};
+use crate::{run_interleaved, Metric, Results, Sample, Unit, Workload, FIO, RIO_POOL, RIO_URING, STD};
 
 fn size_name(size: usize) -> String {
     if size >= 1024 && size % 1024 == 0 {
@@ -39,8 +39,61 @@ pub fn wal_id(size: usize, threads: usize) -> String {
     format!("wal-{}-{}t", size_name(size), threads)
 }
 
-pub fn workloads(opts: &Opts) -> Vec<Workload> {
+/// `threads` threads × `size` B with `append_async`, each waiting only when
+/// its share of `ASYNC_WINDOW` entries is outstanding.
+pub fn async_id(size: usize, threads: usize) -> String {
+    format!("wal-async-{}-{}t", size_name(size), threads)
+}
+
+/// fio's sequential buffered write with an fdatasync every `FIO_SYNC_EVERY` writes.
+pub fn fio_id(size: usize) -> String {
+    format!("wal-fio-{}", size_name(size))
+}
+
+/// Entries outstanding (appended, not yet waited for) across the threads
+/// of an async row before they wait.
+const ASYNC_WINDOW: usize = 4096;
+/// The async rows: (entry size, threads).
+const ASYNC_ROWS: [(usize, usize); 2] = [(128, 1), (4096, 4)];
+/// fio's `--fdatasync=N` next to the 4 KiB async row: one sync per 64
+/// writes (256 KiB), about the group a 4-thread async log commits at once.
+const FIO_SYNC_EVERY: usize = 64;
+
+/// The entry size in a WAL workload id (`-128b-`, `-4k`...).
+pub fn size_of_id(id: &str, sizes: &[usize]) -> Option<usize> {
+    sizes.iter().copied().chain(ASYNC_ROWS.map(|(s, _)| s)).find(|s| {
+        let n = size_name(*s);
+        id.contains(&format!("-{n}-")) || id.ends_with(&format!("-{n}"))
+    })
+}
+
+fn async_workloads() -> Vec<Workload> {
     let mut v = Vec::new();
+    for (size, threads) in ASYNC_ROWS {
+        let per = ASYNC_WINDOW / threads;
+        v.push(Workload {
+            id: async_id(size, threads),
+            group: "wal",
+            title: format!("WAL append_async {}, {threads} thread{} (wait at {per} outstanding)", size_title(size), if threads == 1 { "" } else { "s" }),
+            metric: Metric::Appends,
+            about: format!(
+                "{threads} thread(s) call Wal::append_async with {} entries and Wal::wait on the newest whenever {per} of theirs are outstanding; counted once wait returned (durable).",
+                size_title(size)
+            ),
+        });
+    }
+    v.push(Workload {
+        id: fio_id(4096),
+        group: "wal",
+        title: format!("fio sequential buffered write 4 KiB + fdatasync every {FIO_SYNC_EVERY} writes"),
+        metric: Metric::Appends,
+        about: format!("The log's bandwidth bound: fio --rw=write --bs=4k --ioengine=sync --fdatasync={FIO_SYNC_EVERY} (writes/s; × 4096 B for MB/s)."),
+    });
+    v
+}
+
+pub fn workloads(opts: &Opts) -> Vec<Workload> {
+    let mut v = async_workloads();
     for &size in &opts.wal_sizes {
         v.push(Workload {
             id: loop_id(size),
@@ -173,7 +226,20 @@ pub fn run_all(opts: &Opts, env: &Env, res: &mut Results) {
     let mut units: Vec<Unit<'_>> = Vec::new();
     for w in &chosen {
         res.workloads.push(w.clone());
-        let size = parse_id_size(&w.id, &opts.wal_sizes);
+        let size = size_of_id(&w.id, &opts.wal_sizes).unwrap_or(128);
+        if w.id.starts_with("wal-fio-") {
+            let Some(fio) = env.fio.clone() else {
+                res.note(&w.id, FIO, env.fio_absent.clone().unwrap_or_else(|| "fio not found".into()));
+                continue;
+            };
+            let path = env.dir.join(format!("{}.dat", w.id));
+            units.push(Unit {
+                workload: w.id.clone(),
+                peer: FIO.into(),
+                run: Box::new(move |d| fio_sync_every(&fio, &path, size, d)),
+            });
+            continue;
+        }
         if w.id.starts_with("wal-loop-") {
             let spec = ChildSpec {
                 what: "loop".into(),
@@ -191,7 +257,11 @@ pub fn run_all(opts: &Opts, env: &Env, res: &mut Results) {
             });
             continue;
         }
-        let threads = opts.wal_threads.iter().copied().find(|t| w.id == wal_id(size, *t)).unwrap_or(1);
+        let asynchronous = ASYNC_ROWS.iter().find(|(s, t)| w.id == async_id(*s, *t));
+        let threads = match asynchronous {
+            Some(&(_, t)) => t,
+            None => opts.wal_threads.iter().copied().find(|t| w.id == wal_id(size, *t)).unwrap_or(1),
+        };
         for (peer, backend) in [(RIO_URING, "uring"), (RIO_POOL, "pool")] {
 
             if peer == RIO_URING && !uring_ok {
@@ -202,7 +272,7 @@ pub fn run_all(opts: &Opts, env: &Env, res: &mut Results) {
                 continue;
             }
             let spec = ChildSpec {
-                what: "wal".into(),
+                what: if asynchronous.is_some() { "async" } else { "wal" }.into(),
                 backend: backend.into(),
                 threads,
                 size,
@@ -220,10 +290,73 @@ pub fn run_all(opts: &Opts, env: &Env, res: &mut Results) {
     run_interleaved(&mut units, opts, None, res);
     drop(units);
     rss_growth(opts, env, res);
+    cost_per_append(opts, env, res);
 }
 
-fn parse_id_size(id: &str, sizes: &[usize]) -> usize {
-    sizes.iter().copied().find(|s| id.contains(&format!("-{}", size_name(*s)))).unwrap_or(128)
+/// CPU time and context switches per durable append (getrusage of the
+/// child, all its threads), for the blocking 32-thread row and the async
+/// 1-thread row, on io_uring.
+fn cost_per_append(opts: &Opts, env: &Env, res: &mut Results) {
+    if env.uring.is_err() || !opts.peer_on(RIO_URING) {
+        return;
+    }
+    let mut out = serde_json::Map::new();
+    for (what, threads, name) in [("wal", 32, "blocking-128b-32t"), ("async", 1, "async-128b-1t")] {
+        if !opts.selected(&if what == "wal" { wal_id(128, threads) } else { async_id(128, threads) }, "wal") {
+            continue;
+        }
+        let spec = ChildSpec {
+            what: what.into(),
+            backend: "uring".into(),
+            threads,
+            size: 128,
+            duration: opts.duration,
+            dir: env.dir.join(format!("wal-cost-{name}.d")),
+            rss_phases: false,
+        };
+        match run_child(&spec) {
+            Ok(v) => {
+                let keep = ["cpu_us_per_append", "csw_per_append", "group_commits", "ops"];
+                let row: serde_json::Map<_, _> = keep.iter().map(|k| (k.to_string(), v[*k].clone())).collect();
+                eprintln!("bench: WAL cost {name}: {}", serde_json::Value::Object(row.clone()));
+                out.insert(name.into(), serde_json::Value::Object(row));
+            }
+            Err(e) => res.errors.push(format!("WAL cost {name}: {e}")),
+        }
+    }
+    res.extra.insert("wal_cost_per_append".into(), serde_json::Value::Object(out));
+}
+
+/// fio: sequential buffered writes of `size` with an fdatasync every
+/// `FIO_SYNC_EVERY` writes; one sample in writes per second.
+fn fio_sync_every(fio: &std::path::Path, path: &std::path::Path, size: usize, dur: Duration) -> Result<Sample, String> {
+    let _ = std::fs::remove_file(path);
+    let args = [
+        "--name=rio-wal-bound".to_string(),
+        format!("--filename={}", path.display()),
+        "--ioengine=sync".into(),
+        "--rw=write".into(),
+        format!("--bs={size}"),
+        "--size=1g".into(),
+        format!("--fdatasync={FIO_SYNC_EVERY}"),
+        "--time_based=1".into(),
+        format!("--runtime={}ms", dur.as_millis().max(1)),
+        "--output-format=json".into(),
+    ];
+    let out = Command::new(fio).args(&args).output().map_err(|e| format!("cannot run fio: {e}"))?;
+    let _ = std::fs::remove_file(path);
+    if !out.status.success() {
+        return Err(format!("fio {} failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim()));
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let v: serde_json::Value = serde_json::from_str(&text[text.find('{').ok_or("fio printed no JSON")?..]).map_err(|e| format!("fio JSON: {e}"))?;
+    let side = &v["jobs"][0]["write"];
+    let ops = side["total_ios"].as_u64().ok_or("fio JSON lacks total_ios")?;
+    let secs = side["runtime"].as_f64().ok_or("fio JSON lacks runtime")? / 1000.0;
+    if ops == 0 || secs <= 0.0 {
+        return Err("fio did no I/O".into());
+    }
+    Ok(Sample { ops, bytes: ops * size as u64, secs, peak_rss_kib: None, group_commits: None })
 }
 
 /// Peak RSS after D seconds of appends and after 4·D (most threads, largest
@@ -270,6 +403,7 @@ pub fn child_main(args: &[String]) -> i32 {
     let out = match spec.what.as_str() {
         "loop" => fdatasync_loop(&spec),
         "wal" => wal_appends(&spec),
+        "async" => wal_appends(&spec),
         other => Err(format!("unknown child workload {other:?}")),
     };
     match out {
@@ -329,6 +463,7 @@ fn wal_appends(spec: &ChildSpec) -> Result<serde_json::Value, String> {
     let count = Arc::new(AtomicU64::new(0));
     let mut out = serde_json::Map::new();
     let (mut ops_total, mut secs_total) = (0u64, 0.0f64);
+    let usage_before = rusage();
     for (k, &mult) in phases.iter().enumerate() {
         let stop = Arc::new(AtomicBool::new(false));
         let ready = Arc::new(Barrier::new(spec.threads + 1));
@@ -337,17 +472,30 @@ fn wal_appends(spec: &ChildSpec) -> Result<serde_json::Value, String> {
             .map(|t| {
                 let (wal, stop, ready, count) = (wal.clone(), stop.clone(), ready.clone(), count.clone());
                 let rec = entry(spec.size, t as u64 + 1);
+                // Async: wait only when this thread's share of the window is outstanding.
+                let window = if spec.what == "async" { (ASYNC_WINDOW / spec.threads).max(1) as u64 } else { 0 };
                 std::thread::spawn(move || -> Result<(), String> {
                     ready.wait();
-                    let mut mine = 0u64;
-                    let mut last = 0u64;
+                    let (mut mine, mut last, mut outstanding) = (0u64, 0u64, 0u64);
                     while !stop.load(Ordering::Relaxed) {
-                        let seq = wal.append(&rec).map_err(|e| format!("append: {e}"))?;
+                        let seq = if window == 0 { wal.append(&rec) } else { wal.append_async(&rec) }
+                            .map_err(|e| format!("append: {e}"))?;
                         if seq <= last {
                             return Err(format!("sequence went from {last} to {seq}"));
                         }
                         last = seq;
-                        mine += 1;
+                        outstanding += 1;
+                        if outstanding >= window {
+                            if window > 0 {
+                                wal.wait(seq, None).map_err(|e| format!("wait: {e}"))?;
+                            }
+                            mine += outstanding;
+                            outstanding = 0;
+                        }
+                    }
+                    // Only what wait acknowledged counts; the rest is waited for, uncounted.
+                    if outstanding > 0 {
+                        wal.wait(last, None).map_err(|e| format!("wait: {e}"))?;
                     }
                     count.fetch_add(mine, Ordering::Relaxed);
                     Ok(())
@@ -370,9 +518,16 @@ fn wal_appends(spec: &ChildSpec) -> Result<serde_json::Value, String> {
         out.insert(format!("entries_{n}"), json!(count.load(Ordering::Relaxed)));
         out.insert(format!("peak_rss_kib_{n}"), json!(crate::sys::peak_rss_kib()));
     }
-    if wal.last_seq() != count.load(Ordering::Relaxed) {
+    let (cpu_us, csw) = rusage().since(&usage_before);
+    if spec.what == "wal" && wal.last_seq() != count.load(Ordering::Relaxed) {
         return Err(format!("last_seq {} but {} appends acknowledged", wal.last_seq(), count.load(Ordering::Relaxed)));
     }
+    if wal.last_seq() < count.load(Ordering::Relaxed) {
+        return Err(format!("last_seq {} below the {} acknowledged", wal.last_seq(), count.load(Ordering::Relaxed)));
+    }
+    let total = wal.last_seq().max(1) as f64;
+    out.insert("cpu_us_per_append".into(), json!(cpu_us / total));
+    out.insert("csw_per_append".into(), json!(csw / total));
     let st = wal.stats();
     let wal = Arc::try_unwrap(wal).map_err(|_| "wal still shared".to_string())?;
     wal.close().map_err(|e| format!("close: {e}"))?;
@@ -387,4 +542,25 @@ fn wal_appends(spec: &ChildSpec) -> Result<serde_json::Value, String> {
     out.insert("peak_pending_bytes".into(), json!(st.peak_pending_bytes));
     out.insert("rotations".into(), json!(st.rotations));
     Ok(serde_json::Value::Object(out))
+}
+
+/// The process's CPU time (µs, user + system) and context switches
+/// (voluntary + involuntary), all threads.
+struct Usage {
+    cpu_us: f64,
+    csw: f64,
+}
+
+fn rusage() -> Usage {
+    // SAFETY: getrusage fills the struct.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    let us = |t: libc::timeval| t.tv_sec as f64 * 1e6 + t.tv_usec as f64;
+    Usage { cpu_us: us(ru.ru_utime) + us(ru.ru_stime), csw: (ru.ru_nvcsw + ru.ru_nivcsw) as f64 }
+}
+
+impl Usage {
+    fn since(&self, before: &Usage) -> (f64, f64) {
+        (self.cpu_us - before.cpu_us, self.csw - before.csw)
+    }
 }

@@ -2,6 +2,13 @@ package rio
 
 /*
 #include "riogo.h"
+
+static inline riogo_ret riogo_wal_append_async(rio_wal_t *w, const void *data, size_t len, uint64_t *seq) {
+    return riogo_result(rio_wal_append_async(w, data, len, seq));
+}
+static inline riogo_ret riogo_wal_wait(rio_wal_t *w, uint64_t seq, int64_t timeout_us) {
+    return riogo_result(rio_wal_wait(w, seq, timeout_us));
+}
 */
 import "C"
 
@@ -115,7 +122,18 @@ func (w *WAL) lock(op string) (*C.rio_wal_t, error) {
 // NoSyncAfterBatch). Once a write or sync of the log failed, the log is
 // poisoned and every append fails with EIO.
 func (w *WAL) Append(data []byte) (uint64, error) {
-	const op = "WAL.Append"
+	return w.appendOne("WAL.Append", data, false)
+}
+
+// AppendAsync appends one entry without waiting for it to be durable: the
+// library copies it and assigns its sequence number, which this returns.
+// It blocks only while the buffer (WALOptions.BufferSize) is full. Entries
+// become durable in order; Wait and DurableSeq tell when.
+func (w *WAL) AppendAsync(data []byte) (uint64, error) {
+	return w.appendOne("WAL.AppendAsync", data, true)
+}
+
+func (w *WAL) appendOne(op string, data []byte, async bool) (uint64, error) {
 	ptr, err := w.lock(op)
 	if err != nil {
 		return 0, err
@@ -126,10 +144,47 @@ func (w *WAL) Append(data []byte) (uint64, error) {
 		p = unsafe.Pointer(&data[0])
 	}
 	var seq C.uint64_t
-	if _, err := result(op, C.riogo_wal_append(ptr, p, C.size_t(len(data)), &seq)); err != nil {
+	var r C.riogo_ret
+	if async {
+		r = C.riogo_wal_append_async(ptr, p, C.size_t(len(data)), &seq)
+	} else {
+		r = C.riogo_wal_append(ptr, p, C.size_t(len(data)), &seq)
+	}
+	if _, err := result(op, r); err != nil {
 		return 0, err
 	}
 	return uint64(seq), nil
+}
+
+// Wait waits until every entry up to seq is durable (written, with
+// NoSyncAfterBatch). A negative timeout waits without limit, 0 polls.
+// Errors wrap ETIMEDOUT (err.(*Error).Timeout() is true) when the time
+// passed first, EIO when the log is poisoned, EINVAL for a seq never
+// assigned. Close waits for a Wait in progress.
+func (w *WAL) Wait(seq uint64, timeout time.Duration) error {
+	const op = "WAL.Wait"
+	ptr, err := w.lock(op)
+	if err != nil {
+		return err
+	}
+	defer w.mu.RUnlock()
+	us := C.int64_t(C.RIO_WAL_WAIT_FOREVER)
+	if timeout >= 0 {
+		us = C.int64_t(timeout / time.Microsecond)
+	}
+	_, err = result(op, C.riogo_wal_wait(ptr, C.uint64_t(seq), us))
+	return err
+}
+
+// DurableSeq returns the sequence number up to which every entry is
+// durable; 0 for none yet, or once closed.
+func (w *WAL) DurableSeq() uint64 {
+	w.mu.RLock()
+	defer w.mu.RUnlock()
+	if w.ptr == nil {
+		return 0
+	}
+	return uint64(C.rio_wal_durable_seq(w.ptr))
 }
 
 // AppendBatch appends entries atomically (after a crash all of them are

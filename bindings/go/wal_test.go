@@ -443,3 +443,91 @@ func TestWALCloseWhileAppending(t *testing.T) {
 		}
 	})
 }
+
+func TestWALAppendAsyncWait(t *testing.T) {
+	eachBackend(t, func(t *testing.T, rt *rio.Runtime) {
+		dir := filepath.Join(t.TempDir(), "wal")
+		w := openWAL(t, rt, dir, nil)
+		for _, seq := range []uint64{0, 1} {
+			if err := w.Wait(seq, -1); !errors.Is(err, syscall.EINVAL) {
+				t.Fatalf("Wait(%d) on an empty log = %v, want EINVAL", seq, err)
+			}
+		}
+		var last uint64
+		for i := 1; i <= 300; i++ {
+			seq, err := w.AppendAsync(entry(i))
+			if err != nil || seq != uint64(i) {
+				t.Fatalf("AppendAsync %d = %d, %v", i, seq, err)
+			}
+			last = seq
+		}
+		if err := w.Wait(last+1, 0); !errors.Is(err, syscall.EINVAL) {
+			t.Fatalf("Wait(never assigned) = %v, want EINVAL", err)
+		}
+		if err := w.Wait(150, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		if d := w.DurableSeq(); d < 150 {
+			t.Fatalf("DurableSeq = %d after Wait(150)", d)
+		}
+		if err := w.Wait(last, -1); err != nil {
+			t.Fatal(err)
+		}
+		if d, l := w.DurableSeq(), w.LastSeq(); d != last || l != last {
+			t.Fatalf("DurableSeq %d, LastSeq %d, want %d", d, l, last)
+		}
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Wait(1, -1); !errors.Is(err, fs.ErrClosed) {
+			t.Fatalf("Wait after Close = %v", err)
+		}
+		if _, err := w.AppendAsync([]byte("x")); !errors.Is(err, fs.ErrClosed) {
+			t.Fatalf("AppendAsync after Close = %v", err)
+		}
+		if w.DurableSeq() != 0 {
+			t.Fatal("DurableSeq after Close")
+		}
+		w2 := openWAL(t, rt, dir, nil)
+		got := replayAll(t, w2, 1)
+		if len(got) != 300 || !bytes.Equal(got[300], entry(300)) {
+			t.Fatalf("reopened: %d entries", len(got))
+		}
+	})
+}
+
+func TestWALAppendAsyncConcurrent(t *testing.T) {
+	eachBackend(t, func(t *testing.T, rt *rio.Runtime) {
+		w := openWAL(t, rt, filepath.Join(t.TempDir(), "wal"), nil)
+		var wg sync.WaitGroup
+		errs := make(chan error, 4)
+		for g := 0; g < 4; g++ {
+			wg.Add(1)
+			go func(g int) {
+				defer wg.Done()
+				var seq uint64
+				var err error
+				for i := 0; i < 200; i++ {
+					if seq, err = w.AppendAsync(entry(g*1000 + i)); err != nil {
+						errs <- err
+						return
+					}
+					if i%50 == 49 {
+						if err = w.Wait(seq, -1); err != nil {
+							errs <- err
+							return
+						}
+					}
+				}
+			}(g)
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatal(err)
+		}
+		if w.DurableSeq() != 800 {
+			t.Fatalf("DurableSeq = %d, want 800", w.DurableSeq())
+		}
+	})
+}

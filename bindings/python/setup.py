@@ -41,9 +41,8 @@ SDIST_CRATE = "rust"
 # What of the repository an sdist needs to build the library: the crate, the
 # workspace's other member and the declared bench target (cargo reads every
 # manifest and target path of the workspace, even to build only the library).
-CRATE_FILES = ["Cargo.toml", "Cargo.lock", "build.rs", "cbindgen.toml"]
+CRATE_FILES = ["Cargo.toml", "Cargo.lock", "build.rs", "cbindgen.toml", "cli/Cargo.toml"]
 CRATE_DIRS = ["src", "cli/src", "benches/compare"]
-CRATE_EXTRA_FILES = ["cli/Cargo.toml"]
 
 
 def crate_dir() -> Path:
@@ -140,7 +139,7 @@ class SdistWithCrate(sdist):
         if crate == HERE / SDIST_CRATE:
             shutil.copytree(crate, dest, dirs_exist_ok=True, ignore=shutil.ignore_patterns("target"))
             return
-        for name in CRATE_FILES + CRATE_EXTRA_FILES:
+        for name in CRATE_FILES:
             if (crate / name).is_file():
                 (dest / name).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(crate / name, dest / name)

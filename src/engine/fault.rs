@@ -97,6 +97,11 @@ struct Undo {
     saved: Vec<(u64, Vec<u8>)>,
     /// Bytes the change wrote at `offset` (for tearing), 0 for size changes.
     written: u64,
+    /// Names the record for `Journal::complete` (Journal::records).
+    serial: u64,
+    /// Journal::completions once the change's op returned; None while it
+    /// runs. A sync makes durable only changes complete before it started.
+    completed: Option<u64>,
 }
 
 impl Undo {
@@ -177,6 +182,26 @@ struct Journal {
     created: Vec<((u64, u64), PathBuf)>,
     /// File journals started so far.
     started: u64,
+    /// Undo records made so far.
+    records: u64,
+    /// Calls whose journaled changes have completed so far.
+    completions: u64,
+}
+
+/// Names one undo record: (file id, serial).
+type Ticket = ((u64, u64), u64);
+
+impl Journal {
+    /// Stamps the records of changes whose ops have returned.
+    fn complete(&mut self, tickets: &[Ticket]) {
+        self.completions += 1;
+        for (id, serial) in tickets {
+            let record = self.files.get_mut(id).and_then(|f| f.undo.iter_mut().rev().find(|u| u.serial == *serial));
+            if let Some(u) = record {
+                u.completed = Some(self.completions);
+            }
+        }
+    }
 }
 
 pub(crate) struct FaultBackend {
@@ -287,31 +312,40 @@ impl FaultBackend {
     /// Saves what `op` is about to change, for a later crash. `Err(errno)`
     /// when the file cannot be journaled: the op must then fail with it,
     /// since running the change unjournaled would let a simulated power
-    /// loss keep a write that was never synced.
-    fn journal_before(&self, op: &Op) -> Result<(), i32> {
+    /// loss keep a write that was never synced. The ticket names the
+    /// record, to stamp once the op has returned.
+    fn journal_before(&self, op: &Op) -> Result<Option<Ticket>, i32> {
         let (offset, len) = match op.kind {
             OpKind::Write { .. } | OpKind::Writev { .. } => (op.offset, op.transfer_len()),
             OpKind::Ftruncate { len } => (len, u64::MAX),
             OpKind::Fallocate { .. } => (0, 0),
-            _ => return Ok(()),
+            _ => return Ok(None),
         };
         // fstat fails only for a bad descriptor, which the op would fail on too.
         let (id, _) = file_id(op.fd).ok_or_else(last_errno)?;
         let mut journal = self.journal.lock();
         if !journal.files.contains_key(&id) {
             journal.release_unlinked();
-            let shadow = open_shadow(op.fd).inspect_err(|&errno| {
-                tracing::warn!(
-                    fd = op.fd,
-                    error = %crate::error::strerror(errno),
-                    "fault injection: cannot open a shadow descriptor to journal a change for simulated power loss; \
-                     the operation fails instead of running unjournaled"
-                )
-            })?;
+            let shadow = match open_shadow(op.fd) {
+                Ok(shadow) => shadow,
+                Err(errno) => {
+                    // Logged without the lock: a log callback may call back into librio.
+                    drop(journal);
+                    tracing::warn!(
+                        fd = op.fd,
+                        error = %crate::error::strerror(errno),
+                        "fault injection: cannot open a shadow descriptor to journal a change for simulated power \
+                         loss; the operation fails instead of running unjournaled"
+                    );
+                    return Err(errno);
+                }
+            };
             journal.started += 1;
             let since = journal.started;
             journal.files.insert(id, FileJournal { shadow, undo: Vec::new(), since });
         }
+        journal.records += 1;
+        let serial = journal.records;
         let entry = journal.files.get_mut(&id).expect("inserted above");
         let shadow = entry.shadow.as_raw_fd();
         let old_size = file_size(shadow);
@@ -322,12 +356,15 @@ impl FaultBackend {
             (true, true) => vec![(offset, pread_all(shadow, offset, (end - offset) as usize))],
             (false, true) => data_extents(shadow, offset, end),
         };
-        entry.undo.push(Undo { old_size, offset, saved, written: if is_write { len } else { 0 } });
-        Ok(())
+        let written = if is_write { len } else { 0 };
+        entry.undo.push(Undo { old_size, offset, saved, written, serial, completed: None });
+        Ok(Some((id, serial)))
     }
 
-    /// A completed sync makes the file's (or directory's) changes durable.
-    fn journal_after(&self, op: &mut Op) {
+    /// A completed sync makes the file's (or directory's) changes durable:
+    /// those complete before the sync started (`since`, the completion
+    /// count then), not those still running or submitted with it.
+    fn journal_after(&self, op: &mut Op, since: u64) {
         if !matches!(op.kind, OpKind::Fsync | OpKind::Fdatasync) || op.result < 0 {
             return;
         }
@@ -341,9 +378,12 @@ impl FaultBackend {
         }
         if is_dir {
             journal.created.retain(|(dir, _)| *dir != id);
-        } else {
-            // Nothing of the file is left to roll back: close its shadow.
-            journal.files.remove(&id);
+        } else if let Some(f) = journal.files.get_mut(&id) {
+            f.undo.retain(|u| u.completed.is_none_or(|done| done > since));
+            if f.undo.is_empty() {
+                // Nothing of the file is left to roll back: close its shadow.
+                journal.files.remove(&id);
+            }
         }
     }
 
@@ -377,6 +417,8 @@ impl FaultBackend {
         for (_, path) in journal.created.drain(..) {
             let _ = std::fs::remove_file(path);
         }
+        // Logged without the lock: a log callback may call back into librio.
+        drop(journal);
         tracing::warn!(?mode, "fault injection: simulated power loss");
     }
 }
@@ -386,27 +428,36 @@ impl Backend for FaultBackend {
         self.inner.kind()
     }
 
+    /// Queue ops run through `execute` (so rules and the power-loss journal
+    /// see them), synchronously when they start: a testing tool, not fast.
+    fn queue_machinery(&self, _depth: u32) -> crate::Result<super::queue::Machinery> {
+        Ok(super::queue::Machinery::Inline)
+    }
+
     unsafe fn execute(&self, ops: &mut [Op]) {
         if self.crashed.load(Ordering::SeqCst) {
             ops.iter_mut().for_each(|op| op.result = -(libc::EIO as i64));
             return;
         }
-        let mut plain = Vec::new();
+        // What the syncs of this call can make durable: changes complete now.
+        let since = self.journal.lock().completions;
+        let (mut plain, mut tickets) = (Vec::new(), Vec::new());
         for (i, op) in ops.iter_mut().enumerate() {
-            match self.action_for(op.code()) {
-                Some(FaultAction::PowerLoss(mode)) => {
-                    self.crash(mode);
-                    ops.iter_mut().for_each(|op| op.result = -(libc::EIO as i64));
-                    return;
+            let action = self.action_for(op.code());
+            if let Some(FaultAction::PowerLoss(mode)) = action {
+                self.crash(mode);
+                ops.iter_mut().for_each(|op| op.result = -(libc::EIO as i64));
+                return;
+            }
+            match self.journal_before(op) {
+                Err(errno) => op.result = -(errno as i64),
+                Ok(ticket) => {
+                    tickets.extend(ticket);
+                    match action {
+                        Some(action) => run_faulted(op, action),
+                        None => plain.push(i),
+                    }
                 }
-                Some(action) => match self.journal_before(op) {
-                    Ok(()) => run_faulted(op, action),
-                    Err(errno) => op.result = -(errno as i64),
-                },
-                None => match self.journal_before(op) {
-                    Ok(()) => plain.push(i),
-                    Err(errno) => op.result = -(errno as i64),
-                },
             }
         }
         if !plain.is_empty() {
@@ -416,7 +467,8 @@ impl Backend for FaultBackend {
                 ops[i].result = done.result;
             }
         }
-        ops.iter_mut().for_each(|op| self.journal_after(op));
+        self.journal.lock().complete(&tickets);
+        ops.iter_mut().for_each(|op| self.journal_after(op, since));
     }
 }
 

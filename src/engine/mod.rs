@@ -188,7 +188,7 @@ pub(crate) trait Backend: Send + Sync {
 
     /// What a queue of `depth` ops runs on (src/engine/queue.rs).
     fn queue_machinery(&self, _depth: u32) -> crate::Result<queue::Machinery> {
-        Err(crate::Error::new(libc::EOPNOTSUPP, "queues are not available on this backend (a fault-injecting runtime)"))
+        Err(crate::Error::new(libc::EOPNOTSUPP, "queues are not available on this backend"))
     }
 }
 
@@ -320,6 +320,15 @@ impl Engine {
 
     pub(crate) fn queue_machinery(&self, depth: u32) -> crate::Result<queue::Machinery> {
         self.backend.queue_machinery(depth)
+    }
+
+    /// Runs ops on the backend without taking permits or recording metrics:
+    /// for a queue, which holds a permit per op and records its own.
+    ///
+    /// # Safety
+    /// As `execute`.
+    pub(crate) unsafe fn execute_held(&self, ops: &mut [Op]) {
+        unsafe { self.backend.execute(ops) }
     }
 
     /// Runs `ops` to completion; every `op.result` is set on return.

@@ -50,6 +50,9 @@ pub(crate) enum Machinery {
     Ring(IoUring),
     /// The runtime's thread pool.
     Pool(Jobs),
+    /// Through the engine's backend, synchronously as each op starts (the
+    /// fault-injecting backend, so its rules and journal see queue ops).
+    Inline,
 }
 
 /// One op of a queue. Workers reach `op` through a raw pointer while the op
@@ -124,7 +127,15 @@ struct RingState {
 enum Driver {
     Ring(RingState),
     Pool(Jobs),
+    Inline(EnginePtr),
 }
+
+/// The engine of an `Inline` queue. The API layer that owns the queue keeps
+/// the runtime, and so the engine, alive (`RawQueue` holds a `Runtime`).
+struct EnginePtr(*const Engine);
+
+// SAFETY: Engine is Sync; the pointer is only dereferenced for `&Engine`.
+unsafe impl Send for EnginePtr {}
 
 /// A queue of ops in the engine; `T` is what the API layer keeps per op
 /// (the C op as pushed, or a Rust buffer), handed back when it is reaped.
@@ -175,7 +186,8 @@ fn check_owner(owner: Owner) -> Result<()> {
 }
 
 impl<T> EngineQueue<T> {
-    /// A queue of at most `depth` (1..=MAX_QUEUE_DEPTH) ops pushed and not reaped.
+    /// A queue of at most `depth` (1..=MAX_QUEUE_DEPTH) ops pushed and not
+    /// reaped. The caller keeps `engine` alive as long as the queue.
     pub fn open(engine: &Engine, depth: u32) -> Result<EngineQueue<T>> {
         if depth == 0 || depth > MAX_QUEUE_DEPTH {
             return Err(Error::invalid(format!("depth {depth}: must be between 1 and {MAX_QUEUE_DEPTH}")));
@@ -189,6 +201,7 @@ impl<T> EngineQueue<T> {
                 Driver::Ring(RingState { ring, in_sq: VecDeque::new(), in_kernel: 0, broken: None })
             }
             Machinery::Pool(jobs) => Driver::Pool(jobs),
+            Machinery::Inline => Driver::Inline(EnginePtr(engine)),
         };
         let slots = (0..depth)
             .map(|_| {
@@ -378,9 +391,18 @@ impl<T> EngineQueue<T> {
     }
 
     fn start(&mut self, index: u32) {
-        let Driver::Ring(rs) = &mut *self.driver else {
-            self.starting.push(index);
-            return;
+        let rs = match &mut *self.driver {
+            Driver::Ring(rs) => rs,
+            Driver::Pool(_) => {
+                self.starting.push(index);
+                return;
+            }
+            Driver::Inline(engine) => {
+                // SAFETY: see `EnginePtr`; the op's memory is valid until reaped.
+                unsafe { (*engine.0).execute_held(std::slice::from_mut(&mut self.shared.slot(index).op)) };
+                self.finish(index, true);
+                return;
+            }
         };
         // SAFETY: the slot is ours until the SQE is pushed; from then on only
         // the kernel, then `on_cqe`, touch it.
@@ -407,6 +429,7 @@ impl<T> EngineQueue<T> {
                     self.after_enter(entered);
                 }
             }
+            Driver::Inline(_) => {}
             Driver::Pool(jobs) => {
                 let done: Arc<dyn JobDone> = self.shared.clone();
                 let shared = &self.shared;
@@ -474,6 +497,8 @@ impl<T> EngineQueue<T> {
                     self.finish(index, false);
                 }
             }
+            // Finished as they started.
+            Driver::Inline(_) => {}
         }
     }
 
@@ -526,8 +551,9 @@ impl<T> EngineQueue<T> {
                 };
                 self.after_enter(entered);
             }
-            // A broken ring completes everything inline: nothing to wait for.
-            Driver::Ring(_) => {}
+            // A broken ring and an inline queue complete everything as it
+            // starts: nothing to wait for.
+            Driver::Ring(_) | Driver::Inline(_) => {}
             Driver::Pool(_) => {
                 let mut done = self.shared.done.lock();
                 if done.is_empty() {

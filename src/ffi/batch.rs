@@ -88,7 +88,7 @@ pub(crate) fn to_op(i: usize, op: &rio_op_t) -> crate::Result<Op> {
 /// Operations of one batch may run in any order relative to each other;
 /// put an fsync in a later batch to order it after writes.
 #[no_mangle]
-pub extern "C" fn rio_submit_batch(rt: *mut rio_runtime_t, ops: *mut rio_op_t, n: usize) -> i64 {
+pub unsafe extern "C" fn rio_submit_batch(rt: *mut rio_runtime_t, ops: *mut rio_op_t, n: usize) -> i64 {
     ffi_boundary!("rio_submit_batch", {
         check_null!("rio_submit_batch", rt);
         if n == 0 {

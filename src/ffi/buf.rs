@@ -39,6 +39,6 @@ pub extern "C" fn rio_buf_alloc(len: usize) -> *mut c_void {
 /// Frees a buffer from `rio_buf_alloc`. NULL is a no-op. No operation may
 /// still use it.
 #[no_mangle]
-pub extern "C" fn rio_buf_free(buf: *mut c_void) {
+pub unsafe extern "C" fn rio_buf_free(buf: *mut c_void) {
     ffi_boundary!("rio_buf_free", { unsafe { crate::buf::free_registered(buf as *mut u8) } })
 }

@@ -126,7 +126,7 @@ fn injector(rt: *mut rio_runtime_t) -> crate::Result<FaultInjector> {
 
 /// Fills `fault` with defaults (EIO on the next operation). NULL is ignored.
 #[no_mangle]
-pub extern "C" fn rio_fault_default(fault: *mut rio_fault_t) {
+pub unsafe extern "C" fn rio_fault_default(fault: *mut rio_fault_t) {
     ffi_boundary!("rio_fault_default", {
         if !fault.is_null() {
             unsafe { fault.write(rio_fault_t::defaults()) };
@@ -138,7 +138,7 @@ pub extern "C" fn rio_fault_default(fault: *mut rio_fault_t) {
 /// `-EOPNOTSUPP` for a runtime without fault injection; `-EINVAL` for NULL
 /// arguments or bad fields.
 #[no_mangle]
-pub extern "C" fn rio_runtime_add_fault(rt: *mut rio_runtime_t, fault: *const rio_fault_t) -> c_int {
+pub unsafe extern "C" fn rio_runtime_add_fault(rt: *mut rio_runtime_t, fault: *const rio_fault_t) -> c_int {
     ffi_boundary!("rio_runtime_add_fault", {
         check_null!("rio_runtime_add_fault", rt);
         check_null!("rio_runtime_add_fault", fault);
@@ -151,7 +151,7 @@ pub extern "C" fn rio_runtime_add_fault(rt: *mut rio_runtime_t, fault: *const ri
 
 /// Removes every fault rule. Returns 0, `-EOPNOTSUPP` or `-EINVAL` as above.
 #[no_mangle]
-pub extern "C" fn rio_runtime_clear_faults(rt: *mut rio_runtime_t) -> c_int {
+pub unsafe extern "C" fn rio_runtime_clear_faults(rt: *mut rio_runtime_t) -> c_int {
     ffi_boundary!("rio_runtime_clear_faults", {
         check_null!("rio_runtime_clear_faults", rt);
         finish("rio_runtime_clear_faults", injector(rt).map(|i| i.clear_rules()).map(|_| 0))
@@ -166,7 +166,7 @@ pub extern "C" fn rio_runtime_clear_faults(rt: *mut rio_runtime_t) -> c_int {
 /// operation on the runtime fails with `-EIO`: close its handles and
 /// reopen with a new runtime to "reboot".
 #[no_mangle]
-pub extern "C" fn rio_runtime_simulate_power_loss(rt: *mut rio_runtime_t, mode: u32, seed: u64) -> c_int {
+pub unsafe extern "C" fn rio_runtime_simulate_power_loss(rt: *mut rio_runtime_t, mode: u32, seed: u64) -> c_int {
     ffi_boundary!("rio_runtime_simulate_power_loss", {
         check_null!("rio_runtime_simulate_power_loss", rt);
         let r = crash_mode(mode, seed).and_then(|m| injector(rt).map(|i| i.crash(m)));

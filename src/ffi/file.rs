@@ -61,7 +61,7 @@ fn file<'a>(f: *mut rio_file_t) -> &'a DiskFile {
 /// O_DIRECT unsupported by the filesystem), or the `-errno` of open(2)
 /// with the path in the message.
 #[no_mangle]
-pub extern "C" fn rio_file_open(
+pub unsafe extern "C" fn rio_file_open(
     rt: *mut rio_runtime_t,
     path: *const c_char,
     flags: u32,
@@ -97,7 +97,7 @@ pub extern "C" fn rio_file_open(
 /// it), `-EINVAL` for NULL `rt`/`out` or unknown flag bits. On failure the
 /// descriptor is never closed, even with `RIO_FD_OWNED`.
 #[no_mangle]
-pub extern "C" fn rio_file_from_fd(rt: *mut rio_runtime_t, fd: c_int, flags: u32, out: *mut *mut rio_file_t) -> c_int {
+pub unsafe extern "C" fn rio_file_from_fd(rt: *mut rio_runtime_t, fd: c_int, flags: u32, out: *mut *mut rio_file_t) -> c_int {
     ffi_boundary!("rio_file_from_fd", {
         check_null!("rio_file_from_fd", out);
         unsafe { *out = std::ptr::null_mut() };
@@ -120,7 +120,7 @@ pub extern "C" fn rio_file_from_fd(rt: *mut rio_runtime_t, fd: c_int, flags: u32
 /// fewer than `len` only at end of file. `-EINVAL` for NULL `f`, NULL `buf`
 /// with `len` > 0, or O_DIRECT misalignment (the message names it).
 #[no_mangle]
-pub extern "C" fn rio_file_read_at(f: *mut rio_file_t, buf: *mut c_void, len: usize, offset: u64) -> i64 {
+pub unsafe extern "C" fn rio_file_read_at(f: *mut rio_file_t, buf: *mut c_void, len: usize, offset: u64) -> i64 {
     ffi_boundary!("rio_file_read_at", {
         check_null!("rio_file_read_at", f);
         check_buf!("rio_file_read_at", buf, len);
@@ -132,7 +132,7 @@ pub extern "C" fn rio_file_read_at(f: *mut rio_file_t, buf: *mut c_void, len: us
 /// Writes all `len` bytes of `buf` at `offset`. Returns `len`, or `-errno`
 /// (nothing is reported as a short write).
 #[no_mangle]
-pub extern "C" fn rio_file_write_at(f: *mut rio_file_t, buf: *const c_void, len: usize, offset: u64) -> i64 {
+pub unsafe extern "C" fn rio_file_write_at(f: *mut rio_file_t, buf: *const c_void, len: usize, offset: u64) -> i64 {
     ffi_boundary!("rio_file_write_at", {
         check_null!("rio_file_write_at", f);
         check_buf!("rio_file_write_at", buf, len);
@@ -163,7 +163,7 @@ pub extern "C" fn rio_file_write_at(f: *mut rio_file_t, buf: *const c_void, len:
 /// Thread-safe; concurrent durable writes to overlapping ranges leave
 /// either's bytes, as pwrite does.
 #[no_mangle]
-pub extern "C" fn rio_file_write_durable(f: *mut rio_file_t, buf: *const c_void, len: usize, offset: u64) -> i64 {
+pub unsafe extern "C" fn rio_file_write_durable(f: *mut rio_file_t, buf: *const c_void, len: usize, offset: u64) -> i64 {
     ffi_boundary!("rio_file_write_durable", {
         check_null!("rio_file_write_durable", f);
         check_buf!("rio_file_write_durable", buf, len);
@@ -189,7 +189,7 @@ fn check_iov(iov: *const libc::iovec, iovcnt: c_int) -> crate::Result<usize> {
 /// Reads into `iovcnt` buffers (scatter) starting at `offset`. Returns bytes
 /// read, fewer than the total only at end of file.
 #[no_mangle]
-pub extern "C" fn rio_file_readv_at(f: *mut rio_file_t, iov: *const libc::iovec, iovcnt: c_int, offset: u64) -> i64 {
+pub unsafe extern "C" fn rio_file_readv_at(f: *mut rio_file_t, iov: *const libc::iovec, iovcnt: c_int, offset: u64) -> i64 {
     ffi_boundary!("rio_file_readv_at", {
         check_null!("rio_file_readv_at", f);
         let r = check_offset(offset)
@@ -202,7 +202,7 @@ pub extern "C" fn rio_file_readv_at(f: *mut rio_file_t, iov: *const libc::iovec,
 /// Writes `iovcnt` buffers (gather) starting at `offset`, all or fail.
 /// Returns the total bytes written.
 #[no_mangle]
-pub extern "C" fn rio_file_writev_at(f: *mut rio_file_t, iov: *const libc::iovec, iovcnt: c_int, offset: u64) -> i64 {
+pub unsafe extern "C" fn rio_file_writev_at(f: *mut rio_file_t, iov: *const libc::iovec, iovcnt: c_int, offset: u64) -> i64 {
     ffi_boundary!("rio_file_writev_at", {
         check_null!("rio_file_writev_at", f);
         let r = check_offset(offset)
@@ -214,7 +214,7 @@ pub extern "C" fn rio_file_writev_at(f: *mut rio_file_t, iov: *const libc::iovec
 
 /// fsync(2). Returns 0 or `-errno`.
 #[no_mangle]
-pub extern "C" fn rio_file_sync(f: *mut rio_file_t) -> c_int {
+pub unsafe extern "C" fn rio_file_sync(f: *mut rio_file_t) -> c_int {
     ffi_boundary!("rio_file_sync", {
         check_null!("rio_file_sync", f);
         finish("rio_file_sync", file(f).sync().map(|_| 0))
@@ -223,7 +223,7 @@ pub extern "C" fn rio_file_sync(f: *mut rio_file_t) -> c_int {
 
 /// fdatasync(2). Returns 0 or `-errno`.
 #[no_mangle]
-pub extern "C" fn rio_file_datasync(f: *mut rio_file_t) -> c_int {
+pub unsafe extern "C" fn rio_file_datasync(f: *mut rio_file_t) -> c_int {
     ffi_boundary!("rio_file_datasync", {
         check_null!("rio_file_datasync", f);
         finish("rio_file_datasync", file(f).datasync().map(|_| 0))
@@ -234,7 +234,7 @@ pub extern "C" fn rio_file_datasync(f: *mut rio_file_t) -> c_int {
 /// cover them). Returns 0 or `-errno` (`-EOPNOTSUPP` where the filesystem
 /// cannot, `-EINVAL` for `len` 0 or a range past the largest offset).
 #[no_mangle]
-pub extern "C" fn rio_file_allocate(f: *mut rio_file_t, offset: u64, len: u64) -> c_int {
+pub unsafe extern "C" fn rio_file_allocate(f: *mut rio_file_t, offset: u64, len: u64) -> c_int {
     ffi_boundary!("rio_file_allocate", {
         check_null!("rio_file_allocate", f);
         finish("rio_file_allocate", file(f).allocate(offset, len).map(|_| 0))
@@ -243,7 +243,7 @@ pub extern "C" fn rio_file_allocate(f: *mut rio_file_t, offset: u64, len: u64) -
 
 /// Sets the file's size to `len` (ftruncate). Returns 0 or `-errno`.
 #[no_mangle]
-pub extern "C" fn rio_file_truncate(f: *mut rio_file_t, len: u64) -> c_int {
+pub unsafe extern "C" fn rio_file_truncate(f: *mut rio_file_t, len: u64) -> c_int {
     ffi_boundary!("rio_file_truncate", {
         check_null!("rio_file_truncate", f);
         finish("rio_file_truncate", file(f).truncate(len).map(|_| 0))
@@ -252,7 +252,7 @@ pub extern "C" fn rio_file_truncate(f: *mut rio_file_t, len: u64) -> c_int {
 
 /// The file's size in bytes, or `-errno`.
 #[no_mangle]
-pub extern "C" fn rio_file_size(f: *mut rio_file_t) -> i64 {
+pub unsafe extern "C" fn rio_file_size(f: *mut rio_file_t) -> i64 {
     ffi_boundary!("rio_file_size", {
         check_null!("rio_file_size", f);
         finish("rio_file_size", file(f).size().map(|n| n as i64))
@@ -264,7 +264,7 @@ pub extern "C" fn rio_file_size(f: *mut rio_file_t) -> i64 {
 /// `rio_file_from_fd` without `RIO_FD_OWNED` is left open. NULL is a no-op
 /// returning 0. No call on `f` may be running or follow.
 #[no_mangle]
-pub extern "C" fn rio_file_close(f: *mut rio_file_t) -> c_int {
+pub unsafe extern "C" fn rio_file_close(f: *mut rio_file_t) -> c_int {
     ffi_boundary!("rio_file_close", {
         if f.is_null() {
             return 0;

@@ -43,7 +43,7 @@ unsafe impl Sync for UserData {}
 /// previous callback is running or will start. Returns 0, or `-EINVAL`
 /// for an unknown level or an invalid RIO_LOG.
 #[no_mangle]
-pub extern "C" fn rio_set_log_callback(level: c_int, cb: rio_log_callback_t, user_data: *mut c_void) -> c_int {
+pub unsafe extern "C" fn rio_set_log_callback(level: c_int, cb: rio_log_callback_t, user_data: *mut c_void) -> c_int {
     ffi_boundary!("rio_set_log_callback", {
         if !(RIO_LOG_OFF..=RIO_LOG_TRACE).contains(&level) {
             return super::fail("rio_set_log_callback", Error::invalid(format!("level: unknown value {level}")));

@@ -35,11 +35,12 @@ fn count(func: &str, r: crate::Result<usize>) -> c_int {
 /// Opens a queue on `rt` holding at most `depth` operations pushed and not
 /// yet reaped: 1..4096, or 0 for the runtime's queue_depth (capped at 4096).
 /// Stores the handle in `*out` (NULL on failure). The queue keeps the
-/// runtime alive. Errors: `-EINVAL` (NULL argument, depth above 4096),
-/// `-EOPNOTSUPP` on a fault-injecting runtime, `-ENOMEM`/`-EMFILE` when the
+/// runtime alive. On a runtime opened with fault injection, queue ops go
+/// through the fault rules and run as they start (a testing tool). Errors:
+/// `-EINVAL` (NULL argument, depth above 4096), `-ENOMEM`/`-EMFILE` when the
 /// queue's ring or eventfd cannot be created.
 #[no_mangle]
-pub extern "C" fn rio_queue_open(rt: *mut rio_runtime_t, depth: u32, out: *mut *mut rio_queue_t) -> c_int {
+pub unsafe extern "C" fn rio_queue_open(rt: *mut rio_runtime_t, depth: u32, out: *mut *mut rio_queue_t) -> c_int {
     ffi_boundary!("rio_queue_open", {
         check_null!("rio_queue_open", out);
         unsafe { *out = std::ptr::null_mut() };
@@ -62,7 +63,7 @@ pub extern "C" fn rio_queue_open(rt: *mut rio_runtime_t, depth: u32, out: *mut *
 /// before `rio_queue_submit`. Buffers and files must stay valid until the op
 /// is reaped (or the queue closed). `ops` may be NULL when `n` is 0.
 #[no_mangle]
-pub extern "C" fn rio_queue_push(q: *mut rio_queue_t, ops: *const rio_op_t, n: usize) -> c_int {
+pub unsafe extern "C" fn rio_queue_push(q: *mut rio_queue_t, ops: *const rio_op_t, n: usize) -> c_int {
     ffi_boundary!("rio_queue_push", {
         check_null!("rio_queue_push", q);
         if n == 0 {
@@ -84,7 +85,7 @@ pub extern "C" fn rio_queue_push(q: *mut rio_queue_t, ops: *const rio_op_t, n: u
 /// the runtime's max_concurrent_ops stay queued and start in a later submit
 /// or reap.
 #[no_mangle]
-pub extern "C" fn rio_queue_submit(q: *mut rio_queue_t) -> c_int {
+pub unsafe extern "C" fn rio_queue_submit(q: *mut rio_queue_t) -> c_int {
     ffi_boundary!("rio_queue_submit", {
         check_null!("rio_queue_submit", q);
         count("rio_queue_submit", queue(q).submit())
@@ -100,7 +101,7 @@ pub extern "C" fn rio_queue_submit(q: *mut rio_queue_t) -> c_int {
 /// `out` is NULL with `max` > 0, when `timeout_us` < -1, or when `timeout_us`
 /// is -1 and `min` ops can never complete because some were never submitted.
 #[no_mangle]
-pub extern "C" fn rio_queue_reap(q: *mut rio_queue_t, out: *mut rio_op_t, max: usize, min: usize, timeout_us: i64) -> c_int {
+pub unsafe extern "C" fn rio_queue_reap(q: *mut rio_queue_t, out: *mut rio_op_t, max: usize, min: usize, timeout_us: i64) -> c_int {
     ffi_boundary!("rio_queue_reap", {
         check_null!("rio_queue_reap", q);
         if out.is_null() && max != 0 {
@@ -123,7 +124,7 @@ pub extern "C" fn rio_queue_reap(q: *mut rio_queue_t, out: *mut rio_op_t, max: u
 
 /// Operations pushed and not yet reaped (queued, in flight or complete).
 #[no_mangle]
-pub extern "C" fn rio_queue_pending(q: *const rio_queue_t) -> c_int {
+pub unsafe extern "C" fn rio_queue_pending(q: *const rio_queue_t) -> c_int {
     ffi_boundary!("rio_queue_pending", {
         check_null!("rio_queue_pending", q);
         let q = &unsafe { &*q }.0;
@@ -135,7 +136,7 @@ pub extern "C" fn rio_queue_pending(q: *const rio_queue_t) -> c_int {
 /// operations (for epoll, asyncio, Go netpoll). Owned by the queue: do not
 /// close it or read it; it stays valid until `rio_queue_close`.
 #[no_mangle]
-pub extern "C" fn rio_queue_fd(q: *mut rio_queue_t) -> c_int {
+pub unsafe extern "C" fn rio_queue_fd(q: *mut rio_queue_t) -> c_int {
     ffi_boundary!("rio_queue_fd", {
         check_null!("rio_queue_fd", q);
         finish("rio_queue_fd", queue(q).fd())
@@ -146,7 +147,7 @@ pub extern "C" fn rio_queue_fd(q: *mut rio_queue_t) -> c_int {
 /// the queue. Returns 0. NULL is a no-op. In a forked child it frees the
 /// handle without waiting on or touching the parent's ring or workers.
 #[no_mangle]
-pub extern "C" fn rio_queue_close(q: *mut rio_queue_t) -> c_int {
+pub unsafe extern "C" fn rio_queue_close(q: *mut rio_queue_t) -> c_int {
     ffi_boundary!("rio_queue_close", {
         if !q.is_null() {
             drop(unsafe { Box::from_raw(q) });

@@ -105,7 +105,7 @@ pub struct rio_capabilities_t {
 
 /// Fills `cfg` with defaults (including `struct_size`). NULL is ignored.
 #[no_mangle]
-pub extern "C" fn rio_runtime_config_default(cfg: *mut rio_runtime_config_t) {
+pub unsafe extern "C" fn rio_runtime_config_default(cfg: *mut rio_runtime_config_t) {
     ffi_boundary!("rio_runtime_config_default", {
         if !cfg.is_null() {
             unsafe { cfg.write(rio_runtime_config_t::defaults()) };
@@ -118,7 +118,7 @@ pub extern "C" fn rio_runtime_config_default(cfg: *mut rio_runtime_config_t) {
 /// 0. Errors: `-EINVAL` (bad field, struct_size, environment variable),
 /// `-EOPNOTSUPP` (io_uring required but unavailable, with the reason).
 #[no_mangle]
-pub extern "C" fn rio_runtime_open(cfg: *const rio_runtime_config_t, out: *mut *mut rio_runtime_t) -> c_int {
+pub unsafe extern "C" fn rio_runtime_open(cfg: *const rio_runtime_config_t, out: *mut *mut rio_runtime_t) -> c_int {
     ffi_boundary!("rio_runtime_open", {
         check_null!("rio_runtime_open", out);
         unsafe { *out = std::ptr::null_mut() };
@@ -150,7 +150,7 @@ fn backend_code(kind: BackendKind) -> c_int {
 /// The backend in use: RIO_BACKEND_IO_URING or RIO_BACKEND_THREAD_POOL;
 /// `-EINVAL` for NULL.
 #[no_mangle]
-pub extern "C" fn rio_runtime_backend(rt: *const rio_runtime_t) -> c_int {
+pub unsafe extern "C" fn rio_runtime_backend(rt: *const rio_runtime_t) -> c_int {
     ffi_boundary!("rio_runtime_backend", {
         check_null!("rio_runtime_backend", rt);
         backend_code(unsafe { &*rt }.0.backend())
@@ -165,7 +165,7 @@ pub extern "C" fn rio_runtime_backend(rt: *const rio_runtime_t) -> c_int {
 /// size. Returns 0, or `-EINVAL` for NULL arguments or a `struct_size`
 /// below 8 (the `struct_size` + `backend` prefix; 0 usually means unset).
 #[no_mangle]
-pub extern "C" fn rio_runtime_capabilities(rt: *const rio_runtime_t, out: *mut rio_capabilities_t) -> c_int {
+pub unsafe extern "C" fn rio_runtime_capabilities(rt: *const rio_runtime_t, out: *mut rio_capabilities_t) -> c_int {
     ffi_boundary!("rio_runtime_capabilities", {
         check_null!("rio_runtime_capabilities", rt);
         check_null!("rio_runtime_capabilities", out);
@@ -199,7 +199,7 @@ pub extern "C" fn rio_runtime_capabilities(rt: *const rio_runtime_t, out: *mut r
 /// `cap` is 0 (to ask for the length). `-EINVAL` for a NULL `rt`, or a NULL
 /// `buf` with non-zero `cap`.
 #[no_mangle]
-pub extern "C" fn rio_runtime_metrics_prometheus(rt: *mut rio_runtime_t, buf: *mut c_char, cap: usize) -> i64 {
+pub unsafe extern "C" fn rio_runtime_metrics_prometheus(rt: *mut rio_runtime_t, buf: *mut c_char, cap: usize) -> i64 {
     ffi_boundary!("rio_runtime_metrics_prometheus", {
         check_null!("rio_runtime_metrics_prometheus", rt);
         super::check_buf!("rio_runtime_metrics_prometheus", buf, cap);
@@ -218,7 +218,7 @@ pub extern "C" fn rio_runtime_metrics_prometheus(rt: *mut rio_runtime_t, buf: *m
 /// engine alive until they are closed; then its rings and threads are
 /// freed. NULL is a no-op. Using `rt` afterwards is the caller's bug.
 #[no_mangle]
-pub extern "C" fn rio_runtime_close(rt: *mut rio_runtime_t) {
+pub unsafe extern "C" fn rio_runtime_close(rt: *mut rio_runtime_t) {
     ffi_boundary!("rio_runtime_close", {
         if !rt.is_null() {
             drop(unsafe { Box::from_raw(rt) });
@@ -298,7 +298,7 @@ pub struct rio_metrics_t {
 /// read one by one, so a snapshot taken under load is not atomic across
 /// fields.
 #[no_mangle]
-pub extern "C" fn rio_runtime_metrics(rt: *const rio_runtime_t, out: *mut rio_metrics_t) -> c_int {
+pub unsafe extern "C" fn rio_runtime_metrics(rt: *const rio_runtime_t, out: *mut rio_metrics_t) -> c_int {
     ffi_boundary!("rio_runtime_metrics", {
         check_null!("rio_runtime_metrics", rt);
         check_null!("rio_runtime_metrics", out);

@@ -150,7 +150,7 @@ fn owned_seq(func: &str, w: &Wal, get: fn(&Wal) -> u64) -> u64 {
 
 /// Fills `cfg` with defaults (including `struct_size`). NULL is ignored.
 #[no_mangle]
-pub extern "C" fn rio_wal_config_default(cfg: *mut rio_wal_config_t) {
+pub unsafe extern "C" fn rio_wal_config_default(cfg: *mut rio_wal_config_t) {
     ffi_boundary!("rio_wal_config_default", {
         if !cfg.is_null() {
             unsafe { cfg.write(rio_wal_config_t::defaults()) };
@@ -165,7 +165,7 @@ pub extern "C" fn rio_wal_config_default(cfg: *mut rio_wal_config_t) {
 /// (corruption: the message names the segment file and offset), `-EBUSY`
 /// (the log is already open), or the `-errno` of a failed system call.
 #[no_mangle]
-pub extern "C" fn rio_wal_open(
+pub unsafe extern "C" fn rio_wal_open(
     rt: *mut rio_runtime_t,
     dir: *const c_char,
     cfg: *const rio_wal_config_t,
@@ -205,7 +205,7 @@ fn store_seq(out: *mut u64, r: crate::Result<u64>) -> crate::Result<c_int> {
 /// `-EIO` once the log is poisoned by a failed write or sync, or the
 /// failure of the write/sync that carried this entry.
 #[no_mangle]
-pub extern "C" fn rio_wal_append(w: *mut rio_wal_t, data: *const c_void, len: usize, seq_out: *mut u64) -> c_int {
+pub unsafe extern "C" fn rio_wal_append(w: *mut rio_wal_t, data: *const c_void, len: usize, seq_out: *mut u64) -> c_int {
     ffi_boundary!("rio_wal_append", {
         check_null!("rio_wal_append", w);
         let r = unsafe { entry_bytes(|| "data".into(), data, len) }.and_then(|bytes| wal(w).append(bytes));
@@ -233,7 +233,7 @@ fn entry_slices<'a>(entries: *const rio_slice_t, n: usize) -> crate::Result<Vec<
 /// `*first_seq_out` (may be NULL). `n` == 0 or above RIO_WAL_MAX_BATCH is
 /// `-EINVAL` (nothing appended). Other errors as `rio_wal_append`.
 #[no_mangle]
-pub extern "C" fn rio_wal_append_batch(
+pub unsafe extern "C" fn rio_wal_append_batch(
     w: *mut rio_wal_t,
     entries: *const rio_slice_t,
     n: usize,
@@ -254,7 +254,7 @@ pub extern "C" fn rio_wal_append_batch(
 /// whether or not anyone waits: `rio_wal_wait` or `rio_wal_durable_seq`
 /// tell when. Errors as `rio_wal_append` (nothing is appended).
 #[no_mangle]
-pub extern "C" fn rio_wal_append_async(w: *mut rio_wal_t, data: *const c_void, len: usize, seq_out: *mut u64) -> c_int {
+pub unsafe extern "C" fn rio_wal_append_async(w: *mut rio_wal_t, data: *const c_void, len: usize, seq_out: *mut u64) -> c_int {
     ffi_boundary!("rio_wal_append_async", {
         check_null!("rio_wal_append_async", w);
         let r = unsafe { entry_bytes(|| "data".into(), data, len) }.and_then(|bytes| wal(w).append_async(bytes));
@@ -272,7 +272,7 @@ pub extern "C" fn rio_wal_append_async(w: *mut rio_wal_t, data: *const c_void, l
 /// before; `-EINVAL` for NULL `w`, `seq` 0, a seq never assigned, or a
 /// negative `timeout_us` other than -1.
 #[no_mangle]
-pub extern "C" fn rio_wal_wait(w: *mut rio_wal_t, seq: u64, timeout_us: i64) -> c_int {
+pub unsafe extern "C" fn rio_wal_wait(w: *mut rio_wal_t, seq: u64, timeout_us: i64) -> c_int {
     ffi_boundary!("rio_wal_wait", {
         check_null!("rio_wal_wait", w);
         let timeout = match timeout_us {
@@ -289,7 +289,7 @@ pub extern "C" fn rio_wal_wait(w: *mut rio_wal_t, seq: u64, timeout_us: i64) -> 
 /// rio_wal_sync, segment rotation and close. 0 for NULL, for a log whose
 /// entries are not yet durable, and in a forked child (message set).
 #[no_mangle]
-pub extern "C" fn rio_wal_durable_seq(w: *const rio_wal_t) -> u64 {
+pub unsafe extern "C" fn rio_wal_durable_seq(w: *const rio_wal_t) -> u64 {
     ffi_boundary!("rio_wal_durable_seq", {
         check_null!("rio_wal_durable_seq", w);
         owned_seq("rio_wal_durable_seq", wal(w), Wal::durable_seq)
@@ -300,7 +300,7 @@ pub extern "C" fn rio_wal_durable_seq(w: *const rio_wal_t) -> u64 {
 /// makes it durable (a no-op cost with the default `sync_after_batch` once
 /// they are written). `-EIO` once the log is poisoned.
 #[no_mangle]
-pub extern "C" fn rio_wal_sync(w: *mut rio_wal_t) -> c_int {
+pub unsafe extern "C" fn rio_wal_sync(w: *mut rio_wal_t) -> c_int {
     ffi_boundary!("rio_wal_sync", {
         check_null!("rio_wal_sync", w);
         finish("rio_wal_sync", wal(w).sync().map(|_| 0))
@@ -312,7 +312,7 @@ pub extern "C" fn rio_wal_sync(w: *mut rio_wal_t) -> c_int {
 /// for them); 0 for a log that never had an entry, for NULL, and in a
 /// forked child (message set).
 #[no_mangle]
-pub extern "C" fn rio_wal_last_seq(w: *const rio_wal_t) -> u64 {
+pub unsafe extern "C" fn rio_wal_last_seq(w: *const rio_wal_t) -> u64 {
     ffi_boundary!("rio_wal_last_seq", {
         check_null!("rio_wal_last_seq", w);
         owned_seq("rio_wal_last_seq", wal(w), Wal::last_seq)
@@ -323,7 +323,7 @@ pub extern "C" fn rio_wal_last_seq(w: *const rio_wal_t) -> u64 {
 /// segment being appended to stays): entries >= `seq` are kept, some below
 /// it may remain. Crash-safe. `-EINVAL` if `seq` > last_seq + 1.
 #[no_mangle]
-pub extern "C" fn rio_wal_truncate_before(w: *mut rio_wal_t, seq: u64) -> c_int {
+pub unsafe extern "C" fn rio_wal_truncate_before(w: *mut rio_wal_t, seq: u64) -> c_int {
     ffi_boundary!("rio_wal_truncate_before", {
         check_null!("rio_wal_truncate_before", w);
         finish("rio_wal_truncate_before", wal(w).truncate_before(seq).map(|_| 0))
@@ -335,7 +335,7 @@ pub extern "C" fn rio_wal_truncate_before(w: *mut rio_wal_t, seq: u64) -> c_int 
 /// work while others append, and may outlive `w`. Stores a new handle in
 /// `*out` (NULL on failure).
 #[no_mangle]
-pub extern "C" fn rio_wal_reader_open(w: *mut rio_wal_t, from_seq: u64, out: *mut *mut rio_wal_reader_t) -> c_int {
+pub unsafe extern "C" fn rio_wal_reader_open(w: *mut rio_wal_t, from_seq: u64, out: *mut *mut rio_wal_reader_t) -> c_int {
     ffi_boundary!("rio_wal_reader_open", {
         check_null!("rio_wal_reader_open", out);
         unsafe { *out = std::ptr::null_mut() };
@@ -356,7 +356,7 @@ pub extern "C" fn rio_wal_reader_open(w: *mut rio_wal_t, from_seq: u64, out: *mu
 /// find new ones), or `-errno` (`-EBADMSG` for a record that does not
 /// verify, naming the file and offset). All pointers must be non-NULL.
 #[no_mangle]
-pub extern "C" fn rio_wal_reader_next(
+pub unsafe extern "C" fn rio_wal_reader_next(
     r: *mut rio_wal_reader_t,
     seq: *mut u64,
     data: *mut *const u8,
@@ -389,7 +389,7 @@ pub extern "C" fn rio_wal_reader_next(
 
 /// Frees a reader. NULL is a no-op.
 #[no_mangle]
-pub extern "C" fn rio_wal_reader_close(r: *mut rio_wal_reader_t) {
+pub unsafe extern "C" fn rio_wal_reader_close(r: *mut rio_wal_reader_t) {
     ffi_boundary!("rio_wal_reader_close", {
         if !r.is_null() {
             drop(unsafe { Box::from_raw(r) });
@@ -404,7 +404,7 @@ pub extern "C" fn rio_wal_reader_close(r: *mut rio_wal_reader_t) {
 /// forked child it frees the handle and returns 0 without touching the log
 /// (no sync, the parent's directory lock kept).
 #[no_mangle]
-pub extern "C" fn rio_wal_close(w: *mut rio_wal_t) -> c_int {
+pub unsafe extern "C" fn rio_wal_close(w: *mut rio_wal_t) -> c_int {
     ffi_boundary!("rio_wal_close", {
         if w.is_null() {
             return 0;

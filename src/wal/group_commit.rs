@@ -682,7 +682,7 @@ impl Shared {
         // payloads, all valid until this returns.
         unsafe { segment.file.writev_at_raw(iov.as_ptr(), iov.len(), offset) }.map_err(context)?;
         let durable_seq = if self.cfg.sync_after_batch {
-            self.datasync(&segment, batch).map_err(context)?;
+            self.datasync(&segment, batch, None).map_err(context)?;
             plan.last_seq
         } else {
             stamp
@@ -695,15 +695,24 @@ impl Shared {
     /// log: Linux reports a writeback error to one fdatasync of a file
     /// only, so an overlapping one could succeed over lost data. A failure
     /// poisons the log before the next sync may start (`batch` names the
-    /// entries it fails), and a success re-checks poisoning.
-    fn datasync(&self, segment: &Segment, batch: Option<(u64, u64)>) -> Result<()> {
+    /// entries it fails), and a success re-checks poisoning. A success
+    /// makes entries up to `durable` durable before the next sync may
+    /// start, so no later failure can precede its publication.
+    fn datasync(&self, segment: &Segment, batch: Option<(u64, u64)>, durable: Option<u64>) -> Result<()> {
         let _one_at_a_time = self.syncing.lock();
         let start = Instant::now();
         let result = segment.file.datasync();
         self.metrics.fdatasync(start.elapsed());
         let mut st = self.state.lock();
         match result {
-            Ok(()) => st.check_poison(),
+            Ok(()) => {
+                st.check_poison()?;
+                if let Some(seq) = durable {
+                    st.durable_seq = st.durable_seq.max(seq);
+                    self.publish(&st);
+                }
+                Ok(())
+            }
             Err(e) => {
                 st.poison(e.clone(), batch, &self.metrics, &mut self.wake.lock());
                 self.progress.notify_all();
@@ -715,7 +724,7 @@ impl Shared {
     /// Seals the full segment, makes it durable, and creates the next one.
     fn rotate(&self, plan: &Plan) -> Result<Segment> {
         plan.segment.write_seal(plan.offset, plan.first_seq, plan.durable_seq)?;
-        self.datasync(&plan.segment, Some((plan.first_seq, plan.last_seq)))?;
+        self.datasync(&plan.segment, Some((plan.first_seq, plan.last_seq)), None)?;
         Segment::create(&self.rt, &self.dir, plan.first_seq, self.cfg.segment_size)
     }
 
@@ -736,13 +745,9 @@ impl Shared {
         }
         let (segment, target) = (st.active.clone(), st.acked_seq);
         drop(st);
-        let result = self.datasync(&segment, None);
+        let result = self.datasync(&segment, None, Some(target));
         self.help_wake(usize::MAX);
-        result?;
-        let mut st = self.state.lock();
-        st.durable_seq = st.durable_seq.max(target);
-        self.publish(&st);
-        Ok(())
+        result
     }
 
     /// The flusher thread: writes what is queued whenever nobody else

@@ -151,7 +151,7 @@ class rio_wal_reader_t(Structure):
 class rio_queue_t(Structure):
     """Opaque ``rio_queue_t``."""
 
-    _fields_: List[Tuple[str, Any]] = []
+    _fields_: ClassVar[List[Tuple[str, Any]]] = []
 
 
 rio_runtime_p = POINTER(rio_runtime_t)

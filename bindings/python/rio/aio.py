@@ -46,7 +46,8 @@ class _Pending:
 
     __slots__ = ("future", "keep", "file", "what")
 
-    def __init__(self, future: "asyncio.Future[int]", keep: Any, file: "AsyncFile", what: str) -> None:
+    # `what` is (verb, bytes, offset): the error message is built only on failure.
+    def __init__(self, future: "asyncio.Future[int]", keep: Any, file: "AsyncFile", what: Tuple[str, int, int]) -> None:
         self.future = future
         self.keep = keep
         self.file = file
@@ -68,14 +69,15 @@ class _LoopQueue:
                 raise make_error(rc)
         finally:
             h.release()
-        self.q = out
-        self.depth = 0  # learned from the first EAGAIN; 0 = not full yet
+        self.q: Optional[Any] = out
         self.ops: Dict[int, _Pending] = {}
         self.backlog: Deque[Tuple[L.rio_op_t, _Pending]] = collections.deque()
         self.next_token = 1
         self.files = 0
         self.submit_scheduled = False
         self.out = (L.rio_op_t * _REAP_BATCH)()
+        self.op = L.rio_op_t()
+        self.op_ref = ctypes.byref(self.op)
         self.fd = lib.rio_queue_fd(out)
         if self.fd < 0:
             err = make_error(self.fd)
@@ -85,19 +87,26 @@ class _LoopQueue:
 
     # -- pushing ---------------------------------------------------------
 
-    def start(self, op: L.rio_op_t, pending: _Pending) -> None:
-        """Pushes `op` (or keeps it until a slot frees); raises for a bad op."""
+    def start(self, opcode: int, file: Any, addr: Optional[int], n: int, offset: int, pending: _Pending) -> None:
+        """Pushes one op (or keeps it until a slot frees); raises for a bad op.
+
+        The push copies the op, so one reusable struct serves every push; an
+        op that has to wait for a slot gets a copy of its own."""
         token = self.next_token
         self.next_token += 1
+        op = self.op
+        op.opcode = opcode
+        op.file = file
+        op.buf = addr
+        op.len = n
+        op.offset = offset
         op.user_data = token
-        if self.backlog:
-            # Keep submission order fair: slots go to the backlog first.
-            self.backlog.append((op, pending))
-            self.ops[token] = pending
-            return
-        rc = lib.rio_queue_push(self.q, ctypes.byref(op), 1)
+        rc = -_errno.EAGAIN if self.backlog else lib.rio_queue_push(self.q, self.op_ref, 1)
         if rc == -_errno.EAGAIN:
-            self.backlog.append((op, pending))
+            # Slots go to the backlog first, in order.
+            waiting = L.rio_op_t()
+            ctypes.pointer(waiting)[0] = op
+            self.backlog.append((waiting, pending))
         elif rc < 0:
             raise make_error(rc, pending.file.name)
         self.ops[token] = pending
@@ -157,7 +166,9 @@ class _LoopQueue:
             return
         if result < 0:
             err = -result
-            fut.set_exception(OSError(err, f"{os.strerror(err)}: {pending.what}", pending.file.name))
+            verb, n, offset = pending.what
+            what = f"{verb} of {n} bytes at offset {offset}" if verb in ("read", "write") else verb
+            fut.set_exception(OSError(err, f"{os.strerror(err)}: {what}", pending.file.name))
         else:
             fut.set_result(result)
 
@@ -242,6 +253,7 @@ class AsyncFile:
 
     @property
     def closed(self) -> bool:
+        """True once :meth:`close` was called."""
         return self._closing or self._file.closed
 
     async def close(self) -> None:
@@ -278,22 +290,17 @@ class AsyncFile:
 
     # -- I/O ---------------------------------------------------------------
 
-    def _start(self, opcode: int, addr: int, n: int, offset: int, keep: Any, what: str) -> "asyncio.Future[int]":
+    def _start(self, opcode: int, addr: int, n: int, offset: int, keep: Any, verb: str) -> "asyncio.Future[int]":
         if self._closing:
             raise ValueError("I/O operation on closed file")
         if asyncio.get_running_loop() is not self._loop:
             raise RuntimeError("an AsyncFile is used from the event loop it was opened on")
-        op = L.rio_op_t()
-        op.opcode = opcode
         # The file handle stays acquired (a blocking close would wait) until reaped.
-        op.file = self._file._acquire()
-        op.buf = addr or None
-        op.len = n
-        op.offset = offset
+        file = self._file._acquire()
         fut: "asyncio.Future[int]" = self._loop.create_future()
         self._in_flight += 1
         try:
-            self._queue.start(op, _Pending(fut, keep, self, what))
+            self._queue.start(opcode, file, addr or None, n, offset, _Pending(fut, keep, self, (verb, n, offset)))
         except BaseException:
             self._in_flight -= 1
             self._file._release()
@@ -309,10 +316,10 @@ class AsyncFile:
         if self.direct:
             buf = alloc_buffer(n)
             addr, _, keep = wbuf(buf)
-            got = await self._start(L.RIO_OP_READ, addr, n, offset, (keep, buf), f"read of {n} bytes at offset {offset}")
+            got = await self._start(L.RIO_OP_READ, addr, n, offset, (keep, buf), "read")
             return bytes(buf[:got])
         out, addr = new_bytes(n)
-        got = await self._start(L.RIO_OP_READ, addr, n, offset, out, f"read of {n} bytes at offset {offset}")
+        got = await self._start(L.RIO_OP_READ, addr, n, offset, out, "read")
         return out if got == n else out[:got]
 
     async def readinto_at(self, buf: BytesLike, off: Optional[int] = None, *, offset: Optional[int] = None) -> int:
@@ -320,13 +327,13 @@ class AsyncFile:
         bytes read (fewer than ``len(buf)`` only at end of file)."""
         offset = _off(off, offset)
         addr, n, keep = wbuf(buf)
-        return await self._start(L.RIO_OP_READ, addr, n, offset, (keep, buf), f"read of {n} bytes at offset {offset}")
+        return await self._start(L.RIO_OP_READ, addr, n, offset, (keep, buf), "read")
 
     async def write_at(self, data: BytesLike, off: Optional[int] = None, *, offset: Optional[int] = None) -> int:
         """Writes all of ``data`` at ``off`` (not copied); returns ``len(data)``."""
         offset = _off(off, offset)
         addr, n, keep = rbuf(data)
-        return await self._start(L.RIO_OP_WRITE, addr, n, offset, (keep, data), f"write of {n} bytes at offset {offset}")
+        return await self._start(L.RIO_OP_WRITE, addr, n, offset, (keep, data), "write")
 
     async def sync(self) -> None:
         """fsync(2) through the queue."""

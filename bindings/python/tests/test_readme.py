@@ -1,5 +1,6 @@
 """The READMEs' Python examples run as written (so they cannot rot): the
-quick start of the repository's README.md and the package's README.md."""
+quick start of the repository's README.md (blocking and asyncio) and the
+package's README.md."""
 
 from __future__ import annotations
 
@@ -22,6 +23,8 @@ def test_readme_example_runs(readme: Path, tmp_path: Path, monkeypatch: pytest.M
                              capsys: pytest.CaptureFixture[str]) -> None:
     blocks = python_blocks(readme)
     assert blocks, f"no python example in {readme}"
+    if readme == READMES[0]:  # the quick start shows the blocking and the asyncio API
+        assert any("asyncio.run(" in b and "open_async" in b for b in blocks), "no asyncio example"
     monkeypatch.chdir(tmp_path)
     for code in blocks:
         exec(compile(code, str(readme), "exec"), {"__name__": "__readme__"})

@@ -10,6 +10,8 @@ from __future__ import annotations
 import array
 import errno
 import os
+import select
+import signal
 import threading
 from pathlib import Path
 from typing import List
@@ -474,3 +476,42 @@ def test_threads_append_async(rt: rio.Runtime, wal_dir: Path) -> None:
         assert not errors
         assert w.durable_seq == 800
         assert len(all_entries(w)) == 800
+
+
+def test_forked_child_gets_ebusy_and_the_parent_keeps_the_log(rt: rio.Runtime, wal_dir: Path) -> None:
+    """Issue 11 bug 1 (the WAL's part): an inherited handle is the parent's."""
+    with rt.open_wal(wal_dir) as w:
+        seq = w.append_async(b"parent")  # the flusher thread runs
+        w.wait(seq)
+        for _ in range(3):
+            r, wfd = os.pipe()
+            pid = os.fork()
+            if pid == 0:  # pragma: no cover - the child
+                os.close(r)
+                ok = True
+                for call in (lambda: w.append(b"child"), lambda: w.append_async(b"child"),
+                             lambda: w.wait(seq), w.sync, lambda: w.append_batch([b"c"])):
+                    try:
+                        call()
+                        ok = False
+                    except OSError as e:
+                        ok = ok and e.errno == errno.EBUSY
+                ok = ok and w.last_seq == 0 and w.durable_seq == 0
+                try:
+                    w.close()  # frees without touching the log
+                except OSError:
+                    ok = False
+                os.write(wfd, b"Y" if ok else b"N")
+                os._exit(0)
+            os.close(wfd)
+            ready, _, _ = select.select([r], [], [], 60)
+            verdict = os.read(r, 1) if ready else b"hung"
+            os.close(r)
+            if not ready:
+                os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            assert verdict == b"Y"
+            assert w.append(b"after") == w.last_seq
+        with pytest.raises(OSError) as e:
+            rt.open_wal(wal_dir)  # the parent's lock survived the children's close
+        assert e.value.errno == errno.EBUSY
