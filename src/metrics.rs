@@ -150,6 +150,7 @@ pub struct DurableMetrics {
     writes: AtomicU64,
     bytes: AtomicU64,
     page_cache_fallbacks: AtomicU64,
+    extending: AtomicU64,
 }
 
 impl DurableMetrics {
@@ -160,6 +161,16 @@ impl DurableMetrics {
 
     pub(crate) fn record_fallback(&self) {
         self.page_cache_fallbacks.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn record_extending(&self) {
+        self.extending.fetch_add(1, Relaxed);
+    }
+
+    /// Durable writes that grew the file and so went through the page
+    /// cache by choice (tried, even when they then failed).
+    pub fn extending_writes(&self) -> u64 {
+        self.extending.load(Relaxed)
     }
 
     /// Durable writes that completed.
@@ -189,6 +200,13 @@ impl DurableMetrics {
             "write_durable calls that used write + fdatasync (no O_DIRECT on the filesystem, or a borrowed descriptor).",
         );
         let _ = writeln!(out, "rio_durable_page_cache_fallbacks_total {}", self.page_cache_fallbacks());
+        family(
+            out,
+            "rio_durable_extending_writes_total",
+            "counter",
+            "write_durable calls that grew the file and used write + fdatasync (faster than O_DIRECT there).",
+        );
+        let _ = writeln!(out, "rio_durable_extending_writes_total {}", self.extending_writes());
     }
 }
 
