@@ -202,7 +202,13 @@ class _LoopQueue:
             self.in_queue -= n
             pop = self.ops.pop
             for result, token in unpack(self.out_view[: n * 56]):
-                self._resolve(pop(token), result)
+                e = pop(token)
+                fut = e[0]
+                if result >= 0 and not fut.done():  # the common case, inline
+                    e[2]._op_done()
+                    fut.set_result(result)
+                else:
+                    self._resolve(e, result)
             if n < _CHUNK:
                 break
         if self.waiting:
