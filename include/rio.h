@@ -755,11 +755,13 @@ int64_t rio_file_write_at(struct rio_file_t *f, const void *buf, size_t len, uin
 /*
  Writes all `len` bytes of `buf` at `offset` and returns `len` only once
  they, and the metadata needed to read them back (a grown size), are on
- stable storage. On a buffered handle the page-aligned middle goes
- through O_DIRECT (a second descriptor of the file, opened on first use)
- in chunks kept in flight together, head and tail through the page
- cache, then one fdatasync; a buffered read afterwards returns the new
- bytes. An O_DIRECT handle needs the usual alignment. Where the
+ stable storage. On a buffered handle an overwrite sends its
+ page-aligned middle through O_DIRECT (a second descriptor of the file,
+ opened on first use) in chunks kept in flight together, head and tail
+ through the page cache, then one fdatasync; a write that grows the file
+ is write + fdatasync (measured faster for fresh objects,
+ `rio_durable_extending_writes_total`). A buffered read afterwards
+ returns the new bytes. An O_DIRECT handle needs the usual alignment. Where the
  filesystem has no O_DIRECT, and on a descriptor borrowed through
  `rio_file_from_fd` (closing a second descriptor would drop the caller's
  POSIX locks), it is write + fdatasync (counted in the Prometheus metric

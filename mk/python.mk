@@ -40,7 +40,7 @@ test-python: lib python-venv test-python-types
 	cd bindings/python && env -u RIO_LIBRARY $(VENV_PY) -P -c \
 		'import sys; sys.path.insert(0, "."); import rio, os; p = os.path.realpath(rio.LIBRARY_PATH); \
 		 sys.exit(0 if p == os.path.realpath("$(LIBDIR)/librio.so") else "found " + p + ", expected $(LIBDIR)/librio.so")'
-	cd bindings/python && env -u RIO_LIBRARY $(VENV_PY) -P -m pytest -q -rs -p no:cacheprovider tests $(PYTEST_ARGS)
+	cd bindings/python && env -u RIO_LIBRARY $(VENV_PY) -P -m pytest -q -rfEs -p no:cacheprovider tests $(PYTEST_ARGS)
 
 # Per-call cost of the binding next to os.preadv/os.pwrite (benches/
 # python_call_cost.py, docs/bindings.md "Per-call cost"): part of `make bench`,

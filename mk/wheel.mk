@@ -79,7 +79,7 @@ test-wheel: wheel python-venv
 			print(\"test-wheel: rio\", rio.__version__, \"loads\", lib); \
 			sys.exit(0 if ok else \"test-wheel: expected the wheel copy \" + str(pkg / \"librio.so\"))"; \
 		venv/bin/python -m mypy --strict --no-incremental tests/typed_client.py; \
-		RIO_SOURCE_DIR=$(CURDIR) venv/bin/python -P -m pytest -q -rs -p no:cacheprovider tests $(PYTEST_ARGS)'
+		RIO_SOURCE_DIR=$(CURDIR) venv/bin/python -P -m pytest -q -rfEs -p no:cacheprovider tests $(PYTEST_ARGS)'
 
 # Two builds of the sdist in a scratch directory: with cargo it builds the
 # library (its own target directory: a real from-source build) and the wheel

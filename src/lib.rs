@@ -92,5 +92,7 @@ pub use engine::{BackendKind, OpCode};
 pub use error::{Error, Result};
 pub use queue::{Completion, IoBuf, PushError, Queue};
 pub use file::{open_flags, sync_dir, DioAlign, DiskFile};
-pub use runtime::{BackendChoice, Capabilities, CrashMode, FaultAction, FaultInjector, FaultRule, Runtime, RuntimeConfig};
+pub use runtime::{
+    BackendChoice, Capabilities, CompletionFaults, CrashMode, FaultAction, FaultInjector, FaultRule, Runtime, RuntimeConfig,
+};
 pub use wal::{RecoveryMode, Wal, WalConfig, WalReader, WalStats};

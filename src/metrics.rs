@@ -2,12 +2,10 @@
 //! `Instant` pair per engine call and a few relaxed atomic adds per op.
 //! Rendered as Prometheus text exposition (0.0.4).
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
-use parking_lot::Mutex;
 
 use crate::engine::{Op, OpCode, OpKind};
 
@@ -117,11 +115,26 @@ struct OpStats {
     latency_ns: Histogram<LATENCY_BUCKETS>,
 }
 
+/// Error counts by errno: Linux's errnos go up to EHWPOISON (133); larger
+/// values share slot 0, rendered as errno="other".
+const ERRNO_SLOTS: usize = 134;
+
+/// Failed ops by (kind, errno), lock-free: a lock here could be held by a
+/// parent thread when the process forks and then never be released in the
+/// child, whose first failing op would hang (docs/engine.md, fork).
+struct ErrnoCounts([[AtomicU64; ERRNO_SLOTS]; 8]);
+
+impl Default for ErrnoCounts {
+    fn default() -> Self {
+        ErrnoCounts(std::array::from_fn(|_| std::array::from_fn(|_| AtomicU64::new(0))))
+    }
+}
+
 /// Metrics of one runtime's engine.
 #[derive(Default)]
 pub struct Metrics {
     ops: [OpStats; 8],
-    errors_by_errno: Mutex<BTreeMap<(usize, i32), u64>>,
+    errors_by_errno: ErrnoCounts,
     batch_size: Histogram<SIZE_BUCKETS>,
     /// Ops a queue holds in flight, sampled whenever it starts ops.
     queue_in_flight: Histogram<QUEUE_DEPTH_BUCKETS>,
@@ -137,6 +150,7 @@ pub struct DurableMetrics {
     writes: AtomicU64,
     bytes: AtomicU64,
     page_cache_fallbacks: AtomicU64,
+    extending: AtomicU64,
 }
 
 impl DurableMetrics {
@@ -147,6 +161,16 @@ impl DurableMetrics {
 
     pub(crate) fn record_fallback(&self) {
         self.page_cache_fallbacks.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn record_extending(&self) {
+        self.extending.fetch_add(1, Relaxed);
+    }
+
+    /// Durable writes that grew the file and so went through the page
+    /// cache by choice (tried, even when they then failed).
+    pub fn extending_writes(&self) -> u64 {
+        self.extending.load(Relaxed)
     }
 
     /// Durable writes that completed.
@@ -176,6 +200,13 @@ impl DurableMetrics {
             "write_durable calls that used write + fdatasync (no O_DIRECT on the filesystem, or a borrowed descriptor).",
         );
         let _ = writeln!(out, "rio_durable_page_cache_fallbacks_total {}", self.page_cache_fallbacks());
+        family(
+            out,
+            "rio_durable_extending_writes_total",
+            "counter",
+            "write_durable calls that grew the file and used write + fdatasync (faster than O_DIRECT there).",
+        );
+        let _ = writeln!(out, "rio_durable_extending_writes_total {}", self.extending_writes());
     }
 }
 
@@ -250,7 +281,8 @@ impl Metrics {
     #[cold]
     fn record_error(&self, op: &Op) {
         self.ops[op.code().index()].errors.fetch_add(1, Relaxed);
-        *self.errors_by_errno.lock().entry((op.code().index(), (-op.result) as i32)).or_default() += 1;
+        let errno = usize::try_from(-op.result).ok().filter(|e| *e < ERRNO_SLOTS).unwrap_or(0);
+        self.errors_by_errno.0[op.code().index()][errno].fetch_add(1, Relaxed);
     }
 
     pub fn op_count(&self, code: OpCode) -> u64 {
@@ -296,9 +328,11 @@ impl Metrics {
             let _ = writeln!(out, "rio_op_bytes_total{{op=\"{}\"}} {}", code.name(), self.op_bytes(code));
         }
         family(out, "rio_op_errors_total", "counter", "Operations that failed, by kind and errno.");
-        for ((code, errno), n) in self.errors_by_errno.lock().iter() {
-            let name = OpCode::ALL[*code].name();
-            let _ = writeln!(out, "rio_op_errors_total{{op=\"{name}\",errno=\"{errno}\"}} {n}");
+        for (code, counts) in OpCode::ALL.iter().zip(&self.errors_by_errno.0) {
+            for (errno, n) in counts.iter().enumerate().map(|(e, n)| (e, n.load(Relaxed))).filter(|(_, n)| *n > 0) {
+                let errno = if errno == 0 { "other".to_string() } else { errno.to_string() };
+                let _ = writeln!(out, "rio_op_errors_total{{op=\"{}\",errno=\"{errno}\"}} {n}", code.name());
+            }
         }
         family(
             out,

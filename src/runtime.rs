@@ -3,6 +3,8 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use crate::engine::completion_faults::Injector;
+pub use crate::engine::completion_faults::CompletionFaults;
 use crate::engine::fault::FaultBackend;
 pub use crate::engine::fault::{CrashMode, FaultAction, FaultRule};
 use crate::engine::pool::PoolBackend;
@@ -46,6 +48,11 @@ pub struct RuntimeConfig {
     /// Wrap the backend in the fault-injecting backend (a testing tool:
     /// see `Runtime::fault_injector`).
     pub fault_injection: bool,
+    /// Inject randomized faults where the backend learns results (short
+    /// completions, EAGAIN/EINTR/ECANCELED, failing io_uring_enter): a
+    /// testing tool for the engine itself (docs/engine.md). `None` costs
+    /// nothing.
+    pub completion_faults: Option<CompletionFaults>,
 }
 
 /// The settings actually in use, after environment and defaults.
@@ -75,6 +82,7 @@ pub(crate) struct RuntimeInner {
     pub caps: Capabilities,
     uring: Option<Arc<UringBackend>>,
     faults: Option<Arc<FaultBackend>>,
+    completion_faults: Option<Arc<Injector>>,
     /// WALs opened on this runtime, for the Prometheus exposition.
     wals: parking_lot::Mutex<Vec<std::sync::Weak<WalMetrics>>>,
 }
@@ -179,6 +187,9 @@ impl RuntimeConfig {
         if let Some(0) = self.max_concurrent_ops {
             return Err(Error::invalid("max_concurrent_ops: must be positive"));
         }
+        if self.completion_faults.is_some_and(|f| f.one_in == 0) {
+            return Err(Error::invalid("completion_faults.one_in: must be positive"));
+        }
         if self.worker_threads.is_some_and(|w| w == 0 || w > 1024) {
             return Err(Error::invalid("worker_threads: must be between 1 and 1024"));
         }
@@ -210,11 +221,16 @@ impl Runtime {
     /// `capabilities().io_uring_unavailable_reason`.
     pub fn new(config: &RuntimeConfig) -> Result<Runtime> {
         crate::log::init(false)?;
+        // Before any per-process state exists: a child of fork() must know
+        // it is one (engine/fork.rs).
+        crate::engine::fork::watch();
         let (choice, settings) = config.resolve()?;
+        let completion_faults = config.completion_faults.map(|c| Arc::new(Injector::new(c)));
+        let faults = || completion_faults.clone();
         let metrics = Arc::new(Metrics::default());
         let (uring, reason) = match choice {
             BackendChoice::ThreadPool => (None, Some(thread_pool_reason(config.backend))),
-            _ => match UringBackend::probe(ring_params(&settings)) {
+            _ => match UringBackend::probe(ring_params(&settings), faults()) {
                 Ok(b) => (Some(Arc::new(b)), None),
                 Err(why) if choice == BackendChoice::IoUring => {
                     return Err(Error::new(libc::EOPNOTSUPP, format!("io_uring backend required but unavailable: {why}")));
@@ -228,7 +244,7 @@ impl Runtime {
         let backend: Box<dyn Backend> = match &uring {
             Some(u) => Box::new(Shared(u.clone())),
             None => Box::new(
-                PoolBackend::new(settings.worker_threads as usize)
+                PoolBackend::new(settings.worker_threads as usize, faults())
                     .map_err(|e| Error::from_io(e, "thread pool: cannot start workers"))?,
             ),
         };
@@ -248,7 +264,7 @@ impl Runtime {
         };
         tracing::info!(backend = kind.name(), "runtime opened");
         let engine = Engine::new(backend, settings.max_concurrent_ops as usize, metrics);
-        Ok(Runtime { inner: Arc::new(RuntimeInner { engine, caps, uring, faults, wals: Default::default() }) })
+        Ok(Runtime { inner: Arc::new(RuntimeInner { engine, caps, uring, faults, completion_faults, wals: Default::default() }) })
     }
 
     /// A runtime from defaults and the environment.
@@ -290,6 +306,12 @@ impl Runtime {
 
     fn uring_counter(&self, counter: fn(&UringBackend) -> &AtomicU64) -> u64 {
         self.inner.uring.as_ref().map_or(0, |u| counter(u).load(Ordering::Relaxed))
+    }
+
+    /// Completion faults injected so far (`RuntimeConfig::completion_faults`;
+    /// 0 without them).
+    pub fn completion_faults_injected(&self) -> u64 {
+        self.inner.completion_faults.as_ref().map_or(0, |f| f.injected.load(Ordering::Relaxed))
     }
 
     /// SQEs that used a registered buffer (READ_FIXED/WRITE_FIXED).

@@ -267,6 +267,31 @@ mod both {
     );
 }
 
+/// Every case again, with randomized completion faults inside the
+/// backends (a short count, EAGAIN, EINTR, ECANCELED on about one
+/// completion in 3, io_uring_enter EBUSY/EINTR): callers must see exactly
+/// the fault-free behaviour. `RIO_FAULT_SEED` replays a failure;
+/// `RIO_FAULT_RUNS` repeats with fresh seeds.
+#[test]
+fn every_case_with_completion_faults() {
+    let runs: u32 = std::env::var("RIO_FAULT_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(1);
+    let mut injected = [0u64; 2];
+    for _ in 0..runs {
+        for (name, case) in CASES {
+            let n = each_backend_with_completion_faults(3, |rt, dir| {
+                let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| case(rt, dir)));
+                if let Err(e) = result {
+                    eprintln!("case {name} failed under completion faults");
+                    std::panic::resume_unwind(e);
+                }
+            });
+            injected = [injected[0] + n[0], injected[1] + n[1]];
+        }
+    }
+    eprintln!("{runs} runs of {} cases; completion faults injected: io_uring {}, thread_pool {}", CASES.len(), injected[0], injected[1]);
+    assert!(injected.iter().all(|&n| n > 0), "faults were injected on both backends: {injected:?}");
+}
+
 #[test]
 fn every_case_runs_on_both_backends() {
     // The macro list and CASES must not drift apart.

@@ -79,6 +79,9 @@ fn buffered_reads_see_what_write_durable_wrote() {
 fn one_mib_aligned_goes_out_as_one_batch() {
     each_backend(|rt, dir| {
         let f = rw(rt, &dir.join("batch"));
+        // Within the size: the O_DIRECT path (a write that grows the file
+        // goes through the page cache, see extending_writes_use_the_page_cache).
+        f.truncate(2 << 20).unwrap();
         let mut data = AlignedBuf::new(1 << 20);
         data.copy_from_slice(&pattern(1 << 20, 4));
         let (batches, writes) = (rt.metrics().batches(), rt.metrics().op_count(OpCode::Write));
@@ -97,6 +100,25 @@ fn one_mib_aligned_goes_out_as_one_batch() {
         let mut back = vec![0u8; 2 << 20];
         f.read_at(&mut back, 0).unwrap();
         assert!(back[..1 << 20] == data[..] && back[1 << 20..] == odd[1..]);
+        assert_eq!(rt.metrics().durable.extending_writes(), 0);
+    });
+}
+
+#[test]
+fn extending_writes_use_the_page_cache() {
+    each_backend(|rt, dir| {
+        let path = dir.join("grow");
+        let f = rw(rt, &path);
+        let data = pattern(1 << 20, 6);
+        let writes = rt.metrics().op_count(OpCode::Write);
+        assert_eq!(f.write_durable(&data, 4096).unwrap(), data.len());
+        assert_eq!(rt.metrics().op_count(OpCode::Write), writes + 1, "one page-cache write");
+        assert_eq!(rt.metrics().durable.extending_writes(), 1);
+        // The same range again is an overwrite: O_DIRECT middle, 4 chunks + head/tail none.
+        assert_eq!(f.write_durable(&data, 4096).unwrap(), data.len());
+        assert_eq!(rt.metrics().op_count(OpCode::Write), writes + 1 + 4);
+        assert!(read_direct(&path)[4096..] == data[..]);
+        assert!(rt.metrics_prometheus().contains("rio_durable_extending_writes_total 1\n"));
     });
 }
 
@@ -208,6 +230,7 @@ fn a_failed_part_is_named_and_nothing_is_durable_claimed() {
         let rt = faulty(backend);
         let dir = tempfile::tempdir().unwrap();
         let f = rw(&rt, &dir.path().join("fail"));
+        f.truncate(1 << 16).unwrap(); // an overwrite: the split path
         let faults = rt.fault_injector().unwrap();
         let data = pattern(3 * 4096 + 10, 3);
         // The 1st write of the batch is the page-cache head, then the tail, then the direct middle.

@@ -12,6 +12,11 @@
 //!   at a random moment the "machine" loses its unsynced page cache (all of
 //!   it, or all but a random prefix with a torn last write).
 //!
+//! - Both again with randomized completion faults inside the backends
+//!   (short completions, EAGAIN/EINTR/ECANCELED, io_uring_enter
+//!   EBUSY/EINTR), which must change nothing a writer can see; the seed is
+//!   printed on failure and `RIO_FAULT_SEED` replays it.
+//!
 //! `RIO_WAL_CRASH_ROUNDS` sets the rounds per backend (default: a short
 //! run for `make test`; `make wal-crash-long` runs many more).
 
@@ -21,17 +26,21 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use common::{each_backend, pattern};
-use rio::{BackendChoice, CrashMode, Runtime, RuntimeConfig, Wal, WalConfig};
+use common::{each_backend, fault_seed, pattern, transient_faults};
+use rio::{BackendChoice, CompletionFaults, CrashMode, Runtime, RuntimeConfig, Wal, WalConfig};
 
 const CHILD_ENV: &str = "RIO_WAL_CRASH_CHILD";
 const BACKEND_ENV: &str = "RIO_WAL_CRASH_BACKEND";
 const ROUND_ENV: &str = "RIO_WAL_CRASH_ROUND";
 const ROUNDS_ENV: &str = "RIO_WAL_CRASH_ROUNDS";
+/// The child's completion-fault seed, when its runtime has them.
+const FAULT_SEED_ENV: &str = "RIO_WAL_CRASH_FAULT_SEED";
+/// Completion faults hit about one completion in this many.
+const FAULT_ONE_IN: u32 = 4;
 const WRITERS: u32 = 4;
 
 fn config() -> WalConfig {
@@ -208,7 +217,8 @@ fn crash_child() {
     let Ok(dir) = std::env::var(CHILD_ENV) else { return };
     let backend = backend_choice(&std::env::var(BACKEND_ENV).unwrap());
     let round: u32 = std::env::var(ROUND_ENV).unwrap().parse().unwrap();
-    let rt = Runtime::new(&RuntimeConfig { backend, ..Default::default() }).unwrap();
+    let completion_faults = std::env::var(FAULT_SEED_ENV).ok().map(|s| transient_faults(s.parse().unwrap(), FAULT_ONE_IN));
+    let rt = Runtime::new(&RuntimeConfig { backend, completion_faults, ..Default::default() }).unwrap();
     let wal = Wal::open(&rt, &dir, config()).unwrap();
     let out = Mutex::new(std::io::stdout());
     let say = |line: String| {
@@ -233,13 +243,19 @@ fn crash_child() {
 }
 
 /// Runs one child round and records what it reported before it was killed.
-fn kill_round(rt: &Runtime, dir: &Path, round: u32, rng: &mut Rng, reports: &mut Reports) {
+fn kill_round(rt: &Runtime, dir: &Path, round: u32, rng: &mut Rng, reports: &mut Reports, faults: Option<CompletionFaults>) {
     let exe = std::env::current_exe().unwrap();
-    let mut child = Command::new(exe)
+    let mut command = Command::new(exe);
+    command
         .args(["--exact", "crash_child", "--nocapture", "--test-threads=1"])
         .env(CHILD_ENV, dir)
         .env(BACKEND_ENV, backend_name(rt))
-        .env(ROUND_ENV, round.to_string())
+        .env(ROUND_ENV, round.to_string());
+    if let Some(f) = faults {
+        // Each round its own seed, derived from the printed one.
+        command.env(FAULT_SEED_ENV, (f.seed ^ round as u64).to_string());
+    }
+    let mut child = command
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -279,29 +295,30 @@ fn kill_round(rt: &Runtime, dir: &Path, round: u32, rng: &mut Rng, reports: &mut
     }
 }
 
-#[test]
-fn sigkill_at_random_moments_loses_no_acknowledged_entry() {
-    let rounds = rounds(25);
+/// SIGKILL rounds; `faults` gives the children's runtimes completion faults.
+fn sigkill_rounds(rounds: u32, faults: Option<CompletionFaults>) {
     each_backend(|rt, dir| {
         let mut rng = Rng::new();
         let mut reports = Reports::default();
         let start = Instant::now();
         for round in 1..=rounds {
-            kill_round(rt, dir, round, &mut rng, &mut reports);
+            kill_round(rt, dir, round, &mut rng, &mut reports, faults);
             verify(rt, dir, &mut reports, round);
         }
         eprintln!(
-            "{}: {rounds} SIGKILL rounds, {} acknowledged entries verified, in {:?}",
+            "{}: {rounds} SIGKILL rounds{}, {} acknowledged entries verified, in {:?}",
             backend_name(rt),
+            faults.map_or(String::new(), |f| format!(" with completion faults (seed {})", f.seed)),
             reports.acked.len(),
             start.elapsed()
         );
     });
 }
 
-#[test]
-fn power_loss_at_random_moments_loses_no_acknowledged_entry() {
-    let rounds = rounds(25);
+/// Power-loss rounds; `faults` adds completion faults to the faulty runtime.
+/// Returns the completion faults injected.
+fn power_loss_rounds(rounds: u32, faults: Option<CompletionFaults>) -> u64 {
+    let injected = AtomicU64::new(0);
     each_backend(|rt, dir| {
         let mut rng = Rng::new();
         let reports = Mutex::new(Reports::default());
@@ -309,6 +326,7 @@ fn power_loss_at_random_moments_loses_no_acknowledged_entry() {
             let faulty = Runtime::new(&RuntimeConfig {
                 backend: backend_choice(backend_name(rt)),
                 fault_injection: true,
+                completion_faults: faults.map(|f| CompletionFaults { seed: f.seed ^ round as u64, ..f }),
                 ..Default::default()
             })
             .unwrap();
@@ -332,12 +350,49 @@ fn power_loss_at_random_moments_loses_no_acknowledged_entry() {
                 stop.store(true, Ordering::Relaxed);
             });
             drop(wal);
+            injected.fetch_add(faulty.completion_faults_injected(), Ordering::Relaxed);
             verify(rt, dir, &mut reports.lock().unwrap(), round);
         }
         eprintln!(
-            "{}: {rounds} power-loss rounds, {} acknowledged entries verified",
+            "{}: {rounds} power-loss rounds{}, {} acknowledged entries verified",
             backend_name(rt),
+            faults.map_or(String::new(), |f| format!(" with completion faults (seed {})", f.seed)),
             reports.lock().unwrap().acked.len()
         );
+    });
+    injected.into_inner()
+}
+
+/// Names the seed when a run with completion faults fails.
+fn with_seed_reported(seed: u64, run: impl FnOnce()) {
+    if let Err(e) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)) {
+        eprintln!("failed with completion faults, RIO_FAULT_SEED={seed}");
+        std::panic::resume_unwind(e);
+    }
+}
+
+#[test]
+fn sigkill_at_random_moments_loses_no_acknowledged_entry() {
+    sigkill_rounds(rounds(25), None);
+}
+
+#[test]
+fn power_loss_at_random_moments_loses_no_acknowledged_entry() {
+    power_loss_rounds(rounds(25), None);
+}
+
+#[test]
+fn sigkill_with_completion_faults_loses_no_acknowledged_entry() {
+    let seed = fault_seed();
+    with_seed_reported(seed, || sigkill_rounds(rounds(25).div_ceil(2), Some(transient_faults(seed, FAULT_ONE_IN))));
+}
+
+#[test]
+fn power_loss_with_completion_faults_loses_no_acknowledged_entry() {
+    let seed = fault_seed();
+    with_seed_reported(seed, || {
+        let injected = power_loss_rounds(rounds(25).div_ceil(2), Some(transient_faults(seed, FAULT_ONE_IN)));
+        assert!(injected > 0, "completion faults were injected");
+        eprintln!("completion faults injected: {injected}");
     });
 }

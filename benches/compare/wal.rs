@@ -356,7 +356,7 @@ fn fio_sync_every(fio: &std::path::Path, path: &std::path::Path, size: usize, du
     if ops == 0 || secs <= 0.0 {
         return Err("fio did no I/O".into());
     }
-    Ok(Sample { ops, bytes: ops * size as u64, secs, peak_rss_kib: None, group_commits: None })
+    Ok(Sample { ops, bytes: ops * size as u64, secs, peak_rss_kib: None, group_commits: None, cpu_secs: None })
 }
 
 /// Peak RSS after D seconds of appends and after 4·D (most threads, largest

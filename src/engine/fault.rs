@@ -27,9 +27,10 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use parking_lot::Mutex;
+use super::sync::Mutex;
 
-use super::{After, Backend, BackendKind, Op, OpCode, OpKind, Progress, Step};
+use super::fork::ForkLocal;
+use super::{After, Backend, BackendKind, Op, OpCode, OpKind, Progress};
 
 /// What a matching operation suffers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -206,8 +207,10 @@ impl Journal {
 
 pub(crate) struct FaultBackend {
     inner: Box<dyn Backend>,
-    rules: Mutex<Vec<ActiveRule>>,
-    journal: Mutex<Journal>,
+    /// Per process: a forked child starts with no rules and an empty
+    /// journal rather than wait forever on a lock a parent thread held.
+    rules: ForkLocal<Mutex<Vec<ActiveRule>>>,
+    journal: ForkLocal<Mutex<Journal>>,
     crashed: AtomicBool,
 }
 
@@ -280,18 +283,26 @@ impl FaultBackend {
     pub fn new(inner: Box<dyn Backend>) -> FaultBackend {
         FaultBackend {
             inner,
-            rules: Mutex::new(Vec::new()),
-            journal: Mutex::new(Journal::default()),
+            rules: ForkLocal::new(Mutex::default()),
+            journal: ForkLocal::new(Mutex::default()),
             crashed: AtomicBool::new(false),
         }
     }
 
+    fn rules(&self) -> &Mutex<Vec<ActiveRule>> {
+        self.rules.get_or(Mutex::default)
+    }
+
+    fn journal(&self) -> &Mutex<Journal> {
+        self.journal.get_or(Mutex::default)
+    }
+
     pub fn add_rule(&self, rule: FaultRule) {
-        self.rules.lock().push(ActiveRule { rule, seen: 0 });
+        self.rules().lock().push(ActiveRule { rule, seen: 0 });
     }
 
     pub fn clear_rules(&self) {
-        self.rules.lock().clear();
+        self.rules().lock().clear();
     }
 
     /// Records that `path` was just created (its directory entry is not durable yet).
@@ -299,12 +310,12 @@ impl FaultBackend {
         let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
         if let Ok(meta) = std::fs::metadata(dir) {
             use std::os::unix::fs::MetadataExt;
-            self.journal.lock().created.push(((meta.dev(), meta.ino()), path.to_path_buf()));
+            self.journal().lock().created.push(((meta.dev(), meta.ino()), path.to_path_buf()));
         }
     }
 
     fn action_for(&self, code: OpCode) -> Option<FaultAction> {
-        let mut rules = self.rules.lock();
+        let mut rules = self.rules().lock();
         // Every rule counts the op, even when an earlier rule already fires.
         rules.iter_mut().map(|r| r.matches(code).then_some(r.rule.action)).fold(None, |a, b| a.or(b))
     }
@@ -323,7 +334,7 @@ impl FaultBackend {
         };
         // fstat fails only for a bad descriptor, which the op would fail on too.
         let (id, _) = file_id(op.fd).ok_or_else(last_errno)?;
-        let mut journal = self.journal.lock();
+        let mut journal = self.journal().lock();
         if !journal.files.contains_key(&id) {
             journal.release_unlinked();
             let shadow = match open_shadow(op.fd) {
@@ -369,7 +380,7 @@ impl FaultBackend {
             return;
         }
         let Some((id, is_dir)) = file_id(op.fd) else { return };
-        let mut journal = self.journal.lock();
+        let mut journal = self.journal().lock();
         // A crash that began while this sync ran rolled its changes back (or
         // is about to): the machine died before the sync could complete.
         if self.crashed.load(Ordering::SeqCst) {
@@ -390,7 +401,7 @@ impl FaultBackend {
     /// Simulates power loss; every later operation fails with EIO.
     pub fn crash(&self, mode: CrashMode) {
         self.crashed.store(true, Ordering::SeqCst);
-        let mut journal = self.journal.lock();
+        let mut journal = self.journal().lock();
         let mut dice = Dice(match mode {
             CrashMode::TornPrefix { seed } => seed | 1,
             CrashMode::DiscardAll => 1,
@@ -440,7 +451,7 @@ impl Backend for FaultBackend {
             return;
         }
         // What the syncs of this call can make durable: changes complete now.
-        let since = self.journal.lock().completions;
+        let since = self.journal().lock().completions;
         let (mut plain, mut tickets) = (Vec::new(), Vec::new());
         for (i, op) in ops.iter_mut().enumerate() {
             let action = self.action_for(op.code());
@@ -467,7 +478,7 @@ impl Backend for FaultBackend {
                 ops[i].result = done.result;
             }
         }
-        self.journal.lock().complete(&tickets);
+        self.journal().lock().complete(&tickets);
         ops.iter_mut().for_each(|op| self.journal_after(op, since));
     }
 }
@@ -478,42 +489,20 @@ fn run_faulted(op: &mut Op, action: FaultAction) {
     let mut progress = Progress::new(op);
     let mut first = true;
     loop {
+        let call = progress.step(op);
+        // SAFETY: the call's memory is the op's, valid per `execute`'s contract.
         let res = match action {
             FaultAction::Error(errno) if first => -(errno as i64),
-            FaultAction::Short => short_step(op, &progress),
+            FaultAction::Short => unsafe { call.halved().run() },
             FaultAction::Delay(d) if first => {
                 std::thread::sleep(d);
-                super::blocking_syscall(op, &progress)
+                unsafe { call.run() }
             }
-            _ => super::blocking_syscall(op, &progress),
+            _ => unsafe { call.run() },
         };
         first = false;
         if progress.complete(op, res) == After::Done {
             return;
         }
     }
-}
-
-fn first_nonempty(iov: *const libc::iovec, iovcnt: usize) -> Option<libc::iovec> {
-    super::iov_slice(iov, iovcnt).iter().find(|v| v.iov_len > 0).copied()
-}
-
-/// One attempt that moves at most half of what is left.
-fn short_step(op: &Op, progress: &Progress) -> i64 {
-    let res = unsafe {
-        match (op.kind, progress.step(op)) {
-            (OpKind::Read { .. }, Step::Buf { addr, len, offset }) => libc::pread(op.fd, addr.cast(), len.div_ceil(2), offset as i64),
-            (OpKind::Write { .. }, Step::Buf { addr, len, offset }) => libc::pwrite(op.fd, addr.cast(), len.div_ceil(2), offset as i64),
-            (OpKind::Readv { .. }, Step::Iov { iov, iovcnt, offset }) => match first_nonempty(iov, iovcnt) {
-                Some(v) => libc::pread(op.fd, v.iov_base, v.iov_len.div_ceil(2), offset as i64),
-                None => 0,
-            },
-            (OpKind::Writev { .. }, Step::Iov { iov, iovcnt, offset }) => match first_nonempty(iov, iovcnt) {
-                Some(v) => libc::pwrite(op.fd, v.iov_base, v.iov_len.div_ceil(2), offset as i64),
-                None => 0,
-            },
-            _ => return super::blocking_syscall(op, progress),
-        }
-    };
-    if res < 0 { -(std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO) as i64) } else { res as i64 }
 }

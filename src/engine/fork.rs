@@ -100,6 +100,7 @@ impl<T> ForkLocal<T> {
 
     /// The value only when it belongs to this process.
     #[inline]
+    #[cfg_attr(not(test), allow(dead_code))]
     pub fn get_if_mine(&self) -> Option<&T> {
         // SAFETY: as in `get_or`.
         let s = unsafe { &*self.current.load(Ordering::Acquire) };

@@ -3,7 +3,7 @@
 //! (`try_acquire_up_to`) and keep the ops that got none queued. The
 //! uncontended path is one CAS.
 
-use parking_lot::{Condvar, Mutex};
+use super::sync::{Condvar, Mutex};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 pub(crate) struct Limit {

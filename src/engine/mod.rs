@@ -6,10 +6,13 @@
 //! completion (continuing short transfers, retrying EINTR/EAGAIN) and return
 //! only when the kernel no longer references any op's memory.
 
+pub(crate) mod completion_faults;
 pub(crate) mod fault;
 pub(crate) mod fixed;
 pub(crate) mod fork;
+pub(crate) mod kernel;
 mod limit;
+pub(crate) mod sync;
 pub(crate) mod pool;
 pub(crate) mod queue;
 pub(crate) mod uring;
@@ -21,6 +24,9 @@ use std::time::Instant;
 pub(crate) use limit::Limit;
 
 use crate::metrics::Metrics;
+use completion_faults::Injector;
+use fork::ForkLocal;
+use kernel::{Call, Shape};
 
 /// Linux caps a single read/write at this many bytes; longer requests are
 /// continued as short transfers.
@@ -71,30 +77,22 @@ impl Op {
 
     /// Total bytes a read/write should move (0 for the others).
     pub fn transfer_len(&self) -> u64 {
-        match self.kind {
-            OpKind::Read { len, .. } | OpKind::Write { len, .. } => len as u64,
-            OpKind::Readv { iov, iovcnt } | OpKind::Writev { iov, iovcnt } => {
-                iov_slice(iov, iovcnt).iter().map(|v| v.iov_len as u64).sum()
+        let (row, args) = kernel::decode(&self.kind);
+        match row.shape {
+            Shape::Buffer => args.len,
+            Shape::Vector => {
+                iov_slice(args.addr as *const libc::iovec, args.len as usize).iter().map(|v| v.iov_len as u64).sum()
             }
-            _ => 0,
+            Shape::Control => 0,
         }
     }
 
     pub fn is_read(&self) -> bool {
-        matches!(self.kind, OpKind::Read { .. } | OpKind::Readv { .. })
+        kernel::decode(&self.kind).0.reads
     }
 
     pub fn code(&self) -> OpCode {
-        match self.kind {
-            OpKind::Read { .. } => OpCode::Read,
-            OpKind::Write { .. } => OpCode::Write,
-            OpKind::Readv { .. } => OpCode::Readv,
-            OpKind::Writev { .. } => OpCode::Writev,
-            OpKind::Fsync => OpCode::Fsync,
-            OpKind::Fdatasync => OpCode::Fdatasync,
-            OpKind::Fallocate { .. } => OpCode::Fallocate,
-            OpKind::Ftruncate { .. } => OpCode::Ftruncate,
-        }
+        kernel::decode(&self.kind).0.code
     }
 }
 
@@ -194,21 +192,14 @@ pub(crate) trait Backend: Send + Sync {
 
 /// Progress of one op whose transfer may come back short.
 ///
-/// Both backends drive it the same way: `step` describes the next piece to
-/// submit, `complete` folds in the kernel's result and says whether to
+/// Both backends drive it the same way: `step` describes the next kernel
+/// call, `complete` folds in the kernel's result and says whether to
 /// resubmit. Vectored ops copy their iovec array only when a short transfer
 /// forces it to be advanced.
 pub(crate) struct Progress {
     pub done: u64,
     total: u64,
     iov_owned: Option<Vec<libc::iovec>>,
-}
-
-/// The next piece of an op, in kernel terms.
-pub(crate) enum Step {
-    Buf { addr: *mut u8, len: usize, offset: u64 },
-    Iov { iov: *const libc::iovec, iovcnt: usize, offset: u64 },
-    Whole,
 }
 
 /// What to do after a completion.
@@ -223,25 +214,27 @@ impl Progress {
         Progress { done: 0, total: op.transfer_len(), iov_owned: None }
     }
 
-    pub fn step(&self, op: &Op) -> Step {
-        let offset = op.offset + self.done;
-        match op.kind {
-            OpKind::Read { buf, len } => Step::Buf {
-                // SAFETY: done < len while an op is unfinished.
-                addr: unsafe { buf.add(self.done as usize) },
-                len: (len - self.done as usize).min(MAX_RW_CHUNK),
-                offset,
+    /// The next kernel call of `op`: the rest of its transfer (capped at
+    /// what one syscall may move), or the whole op for control kinds.
+    pub fn step(&self, op: &Op) -> Call {
+        let (row, args) = kernel::decode(&op.kind);
+        let base = Call { row, fd: op.fd, addr: args.addr, len: args.len, offset: op.offset, mode: args.mode };
+        match row.shape {
+            Shape::Buffer => Call {
+                // wrapping_add: done <= len, so the pointer stays in (or one past) the buffer.
+                addr: args.addr.wrapping_add(self.done as usize),
+                len: (args.len - self.done).min(MAX_RW_CHUNK as u64),
+                offset: op.offset + self.done,
+                ..base
             },
-            OpKind::Write { buf, len } => Step::Buf {
-                addr: unsafe { buf.add(self.done as usize) } as *mut u8,
-                len: (len - self.done as usize).min(MAX_RW_CHUNK),
-                offset,
-            },
-            OpKind::Readv { iov, iovcnt } | OpKind::Writev { iov, iovcnt } => match &self.iov_owned {
-                Some(v) => Step::Iov { iov: v.as_ptr(), iovcnt: v.len().min(libc::UIO_MAXIOV as usize), offset },
-                None => Step::Iov { iov, iovcnt: iovcnt.min(libc::UIO_MAXIOV as usize), offset },
-            },
-            _ => Step::Whole,
+            Shape::Vector => {
+                let (iov, iovcnt) = match &self.iov_owned {
+                    Some(v) => (v.as_ptr() as *mut u8, v.len() as u64),
+                    None => (args.addr, args.len),
+                };
+                Call { addr: iov, len: iovcnt.min(libc::UIO_MAXIOV as u64), offset: op.offset + self.done, ..base }
+            }
+            Shape::Control => base,
         }
     }
 
@@ -275,10 +268,13 @@ impl Progress {
     }
 
     fn advance_iov(&mut self, op: &Op, mut n: usize) {
-        let (OpKind::Readv { iov, iovcnt } | OpKind::Writev { iov, iovcnt }) = op.kind else {
+        let (row, args) = kernel::decode(&op.kind);
+        if row.shape != Shape::Vector {
             return;
-        };
-        let v = self.iov_owned.get_or_insert_with(|| iov_slice(iov, iovcnt).to_vec());
+        }
+        let v = self
+            .iov_owned
+            .get_or_insert_with(|| iov_slice(args.addr as *const libc::iovec, args.len as usize).to_vec());
         let mut skip = 0;
         for entry in v.iter_mut() {
             if n < entry.iov_len {
@@ -296,26 +292,32 @@ impl Progress {
 /// The engine of one runtime: concurrency bound + metrics + backend.
 pub(crate) struct Engine {
     backend: Box<dyn Backend>,
-    limit: Arc<Limit>,
+    /// Per process: permits held by the parent's threads when it forked
+    /// would never be returned in the child (those threads do not exist
+    /// there), and its lock may be held; a child starts with a full bound.
+    limit: ForkLocal<Arc<Limit>>,
+    max_in_flight: usize,
     pub metrics: Arc<Metrics>,
 }
 
 impl Engine {
     pub fn new(backend: Box<dyn Backend>, max_in_flight: usize, metrics: Arc<Metrics>) -> Engine {
-        Engine { backend, limit: Arc::new(Limit::new(max_in_flight)), metrics }
+        Engine { backend, limit: ForkLocal::new(Arc::new(Limit::new(max_in_flight))), max_in_flight, metrics }
     }
 
     pub fn kind(&self) -> BackendKind {
         self.backend.kind()
     }
 
-    pub fn in_flight(&self) -> usize {
-        self.limit.in_flight()
+    /// This process's concurrency bound, shared with queues (they hold
+    /// permits across calls).
+    #[inline]
+    pub(crate) fn limit(&self) -> &Arc<Limit> {
+        self.limit.get_or(|| Arc::new(Limit::new(self.max_in_flight)))
     }
 
-    /// The concurrency bound, shared with queues (they hold permits across calls).
-    pub(crate) fn limit(&self) -> &Arc<Limit> {
-        &self.limit
+    pub fn in_flight(&self) -> usize {
+        self.limit().in_flight()
     }
 
     pub(crate) fn queue_machinery(&self, depth: u32) -> crate::Result<queue::Machinery> {
@@ -340,8 +342,9 @@ impl Engine {
         if let [op] = ops {
             return unsafe { self.execute_single(op) };
         }
-        for chunk in ops.chunks_mut(self.limit.capacity()) {
-            let _permits = self.limit.acquire(chunk.len());
+        let limit = self.limit();
+        for chunk in ops.chunks_mut(limit.capacity()) {
+            let _permits = limit.acquire(chunk.len());
             let start = Instant::now();
             unsafe { self.backend.execute(chunk) };
             let elapsed = start.elapsed();
@@ -353,7 +356,7 @@ impl Engine {
     /// The common case, kept short: one op, timed only when sampled.
     #[inline]
     unsafe fn execute_single(&self, op: &mut Op) {
-        let _permit = self.limit.acquire(1);
+        let _permit = self.limit().acquire(1);
         match crate::metrics::latency_weight(op) {
             None => {
                 unsafe { self.backend.execute(std::slice::from_mut(op)) };
@@ -392,43 +395,25 @@ pub(crate) fn run_blocking(op: &mut Op) {
 
 /// Continues an op from `progress` with blocking syscalls until it completes.
 pub(crate) fn finish_blocking(op: &mut Op, progress: &mut Progress) {
+    run_blocking_from(op, progress, None);
+}
+
+/// Continues `op` from `progress` with blocking syscalls until it
+/// completes. `faults` (a test setting) may replace a syscall's result, at
+/// the point where the real result would arrive.
+pub(crate) fn run_blocking_from(op: &mut Op, progress: &mut Progress, faults: Option<&Injector>) {
     loop {
-        let res = blocking_syscall(op, progress);
+        let call = progress.step(op);
+        // SAFETY: the call's memory is the op's, valid per `execute`'s contract.
+        let res = unsafe {
+            match faults.and_then(|f| f.at_completion(&call, false)) {
+                None => call.run(),
+                Some(fault) => fault.apply_blocking(&call),
+            }
+        };
         if progress.complete(op, res) == After::Done {
             return;
         }
-    }
-}
-
-pub(crate) fn blocking_syscall(op: &Op, progress: &Progress) -> i64 {
-    // SAFETY: pointers come from the op, valid per `execute`'s contract.
-    let res: i64 = unsafe {
-        match (op.kind, progress.step(op)) {
-            (OpKind::Read { .. }, Step::Buf { addr, len, offset }) => {
-                libc::pread(op.fd, addr.cast(), len, offset as i64) as i64
-            }
-            (OpKind::Write { .. }, Step::Buf { addr, len, offset }) => {
-                libc::pwrite(op.fd, addr.cast(), len, offset as i64) as i64
-            }
-            (OpKind::Readv { .. }, Step::Iov { iov, iovcnt, offset }) => {
-                libc::preadv(op.fd, iov, iovcnt as i32, offset as i64) as i64
-            }
-            (OpKind::Writev { .. }, Step::Iov { iov, iovcnt, offset }) => {
-                libc::pwritev(op.fd, iov, iovcnt as i32, offset as i64) as i64
-            }
-            (OpKind::Fsync, _) => libc::fsync(op.fd) as i64,
-            (OpKind::Fdatasync, _) => libc::fdatasync(op.fd) as i64,
-            (OpKind::Fallocate { mode, len }, _) => {
-                libc::fallocate(op.fd, mode, op.offset as i64, len as i64) as i64
-            }
-            (OpKind::Ftruncate { len }, _) => libc::ftruncate(op.fd, len as i64) as i64,
-            _ => unreachable!("Progress::step matches the op kind"),
-        }
-    };
-    if res < 0 {
-        -(std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO) as i64)
-    } else {
-        res
     }
 }
 
@@ -446,8 +431,8 @@ mod tests {
         let mut op = Op::new(3, OpKind::Read { buf: buf.as_mut_ptr(), len: 100 }, 1000);
         let mut p = Progress::new(&op);
         assert_eq!(p.complete(&mut op, 30), After::Resubmit);
-        let Step::Buf { addr, len, offset } = p.step(&op) else { panic!() };
-        assert_eq!((addr as usize - buf.as_ptr() as usize, len, offset), (30, 70, 1030));
+        let call = p.step(&op);
+        assert_eq!((call.addr as usize - buf.as_ptr() as usize, call.len, call.offset), (30, 70, 1030));
         assert_eq!(p.complete(&mut op, -(libc::EINTR as i64)), After::Resubmit);
         assert_eq!(p.complete(&mut op, -(libc::EAGAIN as i64)), After::Resubmit);
         assert_eq!(p.complete(&mut op, 20), After::Resubmit);
@@ -463,9 +448,9 @@ mod tests {
         let mut op = Op::new(3, OpKind::Writev { iov: v.as_ptr(), iovcnt: 3 }, 0);
         let mut p = Progress::new(&op);
         assert_eq!(p.complete(&mut op, 15), After::Resubmit);
-        let Step::Iov { iov, iovcnt, offset } = p.step(&op) else { panic!() };
-        let rest = iov_slice(iov, iovcnt);
-        assert_eq!((rest.len(), offset), (2, 15));
+        let call = p.step(&op);
+        let rest = iov_slice(call.addr as *const libc::iovec, call.len as usize);
+        assert_eq!((rest.len(), call.offset), (2, 15));
         assert_eq!(rest[0].iov_base as usize, b.as_ptr() as usize + 5);
         assert_eq!(rest[0].iov_len, 15);
         assert_eq!(p.complete(&mut op, 45), After::Done);

@@ -508,10 +508,11 @@ impl<T> EngineQueue<T> {
         let slot = unsafe { self.shared.slot(index) };
         let broken = matches!(&*self.driver, Driver::Ring(rs) if rs.broken.is_some());
         if res == -libc::ECANCELED {
-            // Never requested: the kernel could not run the op (as in
-            // batches, docs/engine.md); it did nothing, so do it here.
+            // Never requested: the kernel could not run this piece (as in
+            // batches, docs/engine.md); it did nothing, so the op goes on
+            // here from the bytes earlier pieces moved (issue 11, bug 4).
             if !self.closing {
-                run_blocking(&mut slot.op);
+                finish_blocking(&mut slot.op, &mut slot.progress);
             }
         } else if slot.progress.complete(&mut slot.op, res as i64) == After::Resubmit && !self.closing {
             if broken {

@@ -8,17 +8,24 @@
 //! DEFER_TASKRUN`. Rings are owned by the backend's registry (so closing the
 //! runtime frees them all); the thread keeps a weak reference and, when the
 //! thread exits, removes its ring from the registry.
+//!
+//! Fork (docs/engine.md): the registry is per process (`ForkLocal`) and a
+//! thread's ring entries remember the process that made them, so a child
+//! never pushes into, enters, locks or frees a ring it inherited; it builds
+//! its own on first use.
 
 use std::cell::RefCell;
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 
-use io_uring::{opcode, squeue, types, IoUring, Probe};
-use parking_lot::Mutex;
+use io_uring::{opcode, squeue, IoUring, Probe};
+use super::sync::Mutex;
 
+use super::completion_faults::{Fault, Injector};
 use super::fixed::FixedRing;
-use super::{run_blocking, After, Backend, BackendKind, Op, OpKind, Progress, Step};
+use super::fork::{ForkLocal, Owner};
+use super::{kernel, run_blocking, run_blocking_from, After, Backend, BackendKind, Op, OpKind, Progress};
 
 /// Kernel ABI values (include/uapi/linux/io_uring.h); the crate keeps its
 /// copies private.
@@ -29,6 +36,19 @@ mod setup {
     pub(super) const IORING_SETUP_SINGLE_ISSUER: u32 = 1 << 12;
     pub(super) const IORING_SETUP_DEFER_TASKRUN: u32 = 1 << 13;
     pub(super) const IORING_ENTER_GETEVENTS: u32 = 1 << 0;
+}
+
+/// `user_data` of an SQE: the op's index, and for an injected fault (a NOP
+/// standing in for the op) the flag and the errno its completion reports
+/// (0: the reaper panics, for unwinding tests).
+const INJECTED: u64 = 1 << 63;
+
+fn injected_user_data(index: usize, fault: Fault) -> u64 {
+    let errno = match fault {
+        Fault::Fail(errno) => errno as u64,
+        _ => 0,
+    };
+    INJECTED | errno << 32 | index as u64
 }
 
 /// Setup flag sets, best first. A rung the kernel rejects with EINVAL is
@@ -112,7 +132,9 @@ type Registry = Mutex<Vec<SharedRing>>;
 pub(crate) struct UringBackend {
     params: RingParams,
     info: RingInfo,
-    registry: Arc<Registry>,
+    /// This process's rings; a forked child starts with an empty registry.
+    registry: ForkLocal<Arc<Registry>>,
+    faults: Option<Arc<Injector>>,
     pub sqes_submitted: AtomicU64,
     pub enter_calls: AtomicU64,
     /// Lone ops run with a direct syscall instead of the ring (`runs_direct`).
@@ -135,10 +157,16 @@ pub(crate) struct UringBackend {
 struct LocalRing {
     registry: Weak<Registry>,
     ring: Weak<Mutex<ThreadRing>>,
+    /// In a forked child, the entry is the parent's: its registry lock may
+    /// be held by a thread that does not exist here.
+    owner: Owner,
 }
 
 impl Drop for LocalRing {
     fn drop(&mut self) {
+        if self.owner.is_inherited() {
+            return;
+        }
         if let (Some(registry), Some(ring)) = (self.registry.upgrade(), self.ring.upgrade()) {
             registry.lock().retain(|r| !Arc::ptr_eq(r, &ring));
         }
@@ -178,11 +206,11 @@ fn build_ring(flags: u32, params: &RingParams) -> io::Result<IoUring> {
 impl UringBackend {
     /// Sets up a first ring to choose flags and probe opcodes. The error is
     /// the reason io_uring cannot be used, as text.
-    pub fn probe(params: RingParams) -> Result<UringBackend, String> {
+    pub fn probe(params: RingParams, faults: Option<Arc<Injector>>) -> Result<UringBackend, String> {
         let mut last_err = None;
         for (name, flags) in &LADDER[params.first_rung.min(LADDER.len() - 1)..] {
             match build_ring(*flags, &params) {
-                Ok(ring) => return Self::from_probe_ring(ring, *flags, name, params),
+                Ok(ring) => return Self::from_probe_ring(ring, *flags, name, params, faults),
                 Err(e) if e.raw_os_error() == Some(libc::EINVAL) => last_err = Some(e),
                 Err(e) => return Err(setup_failure_reason(&e)),
             }
@@ -190,7 +218,13 @@ impl UringBackend {
         Err(setup_failure_reason(&last_err.expect("the ladder is not empty")))
     }
 
-    fn from_probe_ring(ring: IoUring, flags: u32, name: &'static str, params: RingParams) -> Result<UringBackend, String> {
+    fn from_probe_ring(
+        ring: IoUring,
+        flags: u32,
+        name: &'static str,
+        params: RingParams,
+        faults: Option<Arc<Injector>>,
+    ) -> Result<UringBackend, String> {
         let mut probe = Probe::new();
         ring.submitter()
             .register_probe(&mut probe)
@@ -217,7 +251,8 @@ impl UringBackend {
         Ok(UringBackend {
             params,
             info,
-            registry: Arc::new(Mutex::new(Vec::new())),
+            registry: ForkLocal::new(Arc::default()),
+            faults,
             sqes_submitted: AtomicU64::new(0),
             enter_calls: AtomicU64::new(0),
             direct_ops: AtomicU64::new(0),
@@ -233,22 +268,28 @@ impl UringBackend {
         &self.info
     }
 
+    /// This process's ring registry (a forked child's starts empty).
+    fn registry(&self) -> &Arc<Registry> {
+        self.registry.get_or(Arc::default)
+    }
+
     /// The calling thread's ring for this backend, created on first use.
     fn local_ring(&self) -> io::Result<SharedRing> {
         LOCAL_RINGS.with(|cell| {
             let mut rings = cell.borrow_mut();
-            let mine = Arc::downgrade(&self.registry);
+            let mine = Arc::downgrade(self.registry());
             if let Some(ring) = rings.iter().find(|r| r.registry.ptr_eq(&mine)).and_then(|r| r.ring.upgrade()) {
                 return Ok(ring);
             }
-            // Drop entries of closed runtimes, and a ring discarded after a
-            // fatal error, before adding the new one.
-            rings.retain(|r| r.registry.strong_count() > 0 && !r.registry.ptr_eq(&mine));
+            // Drop entries of closed runtimes, a ring discarded after a
+            // fatal error, and entries inherited through fork (their Drop
+            // leaves the parent's registry alone) before adding the new one.
+            rings.retain(|r| !r.owner.is_inherited() && r.registry.strong_count() > 0 && !r.registry.ptr_eq(&mine));
             let ring = build_ring(self.info.setup_flags, &self.params)?;
             let fixed = FixedRing::default();
             let ring = Arc::new(Mutex::new(ThreadRing { ring, flight: Flight::default(), progress: Vec::new(), fixed }));
-            self.registry.lock().push(ring.clone());
-            rings.push(LocalRing { registry: mine, ring: Arc::downgrade(&ring) });
+            self.registry().lock().push(ring.clone());
+            rings.push(LocalRing { registry: mine, ring: Arc::downgrade(&ring), owner: Owner::current() });
             Ok(ring)
         })
     }
@@ -264,7 +305,14 @@ impl UringBackend {
     }
 
     fn discard_ring(&self, ring: &SharedRing) {
-        self.registry.lock().retain(|r| !Arc::ptr_eq(r, ring));
+        self.registry().lock().retain(|r| !Arc::ptr_eq(r, ring));
+    }
+
+    /// Rings this process has open for this backend (tests check that a
+    /// forked child builds its own and the parent's are untouched).
+    #[cfg(test)]
+    fn rings(&self) -> usize {
+        self.registry().lock().len()
     }
 }
 
@@ -295,7 +343,7 @@ impl Backend for UringBackend {
     unsafe fn execute(&self, ops: &mut [Op]) {
         if let [op] = ops {
             if runs_direct(op) {
-                run_blocking(op);
+                run_blocking_from(op, &mut Progress::new(op), self.faults.as_deref());
                 self.direct_ops.fetch_add(1, Ordering::Relaxed);
                 return;
             }
@@ -311,12 +359,42 @@ impl Backend for UringBackend {
                 return;
             }
         };
+        let discard_on_unwind = DiscardOnUnwind { backend: self, ring: &ring };
         let mut guard = ring.lock();
         let outcome = unsafe { self.drive(&mut guard, ops) };
         drop(guard);
+        std::mem::forget(discard_on_unwind);
         if let Err(errno) = outcome {
             tracing::warn!(errno, "io_uring_enter failed; dropping this thread's ring");
             self.discard_ring(&ring);
+        }
+    }
+}
+
+/// A panic inside `drive` unwinds past `execute`: the drained ring's state
+/// is not trusted again, so it leaves the registry (and is freed).
+struct DiscardOnUnwind<'a> {
+    backend: &'a UringBackend,
+    ring: &'a SharedRing,
+}
+
+impl Drop for DiscardOnUnwind<'_> {
+    fn drop(&mut self) {
+        self.backend.discard_ring(self.ring);
+    }
+}
+
+/// Holds a ring for one `drive` call. Whenever it is dropped with SQEs in
+/// the SQ or in the kernel's hands (a panic unwinding through `drive`),
+/// it hands the queued ones over and waits for every completion: their
+/// memory is the caller's, and the caller is about to get control back.
+struct Drain<'a>(&'a mut ThreadRing);
+
+impl Drop for Drain<'_> {
+    fn drop(&mut self) {
+        let ThreadRing { ring, flight, .. } = &mut *self.0;
+        if flight.in_flight > 0 || !flight.queued.is_empty() {
+            flight.drain(ring);
         }
     }
 }
@@ -328,11 +406,13 @@ impl UringBackend {
     /// with it, in-flight ones are waited for, and `Err` asks the caller to
     /// drop the ring (its SQ still holds the unconsumed entries).
     unsafe fn drive(&self, tr: &mut ThreadRing, ops: &mut [Op]) -> Result<(), i32> {
-        let ThreadRing { ring, flight, progress, fixed } = tr;
+        let drain = Drain(tr);
+        let ThreadRing { ring, flight, progress, fixed } = &mut *drain.0;
         self.sync_fixed(fixed, ring);
         flight.reset();
+        let faults = self.faults.as_deref();
         for i in (0..ops.len()).rev() {
-            if self.info.supports(uring_code(&ops[i])) {
+            if self.info.supports(kernel::decode(&ops[i].kind).0.uring) {
                 flight.todo.push(i);
             } else {
                 run_blocking(&mut ops[i]);
@@ -343,10 +423,13 @@ impl UringBackend {
         let progress = progress.as_mut_slice();
         let cq_cap = ring.params().cq_entries() as usize;
         while !flight.todo.is_empty() || flight.in_flight > 0 || !flight.queued.is_empty() {
-            let (early, early_enters) = unsafe { flight.fill(ring, ops, progress, fixed, cq_cap) };
+            let (early, early_enters) = unsafe { flight.fill(ring, ops, progress, fixed, cq_cap, faults) };
             let want = usize::from(flight.in_flight + flight.queued.len() > 0);
             self.enter_calls.fetch_add(1 + early_enters, Ordering::Relaxed);
-            let entered = ring.submit_and_wait(want);
+            let entered = match faults.and_then(Injector::at_enter) {
+                Some(errno) => Err(io::Error::from_raw_os_error(errno)),
+                None => ring.submit_and_wait(want),
+            };
             let consumed = early + flight.account_consumed(ring);
             self.sqes_submitted.fetch_add(consumed as u64, Ordering::Relaxed);
             if let Err(e) = entered {
@@ -354,11 +437,11 @@ impl UringBackend {
                     self.busy_retries.fetch_add(1, Ordering::Relaxed);
                 } else {
                     let errno = e.raw_os_error().unwrap_or(libc::EIO);
-                    unsafe { flight.abandon(ring, ops, progress, errno) };
+                    unsafe { flight.abandon(ring, ops, progress, errno, faults) };
                     return Err(errno);
                 }
             }
-            flight.reap(ring, ops, progress);
+            flight.reap(ring, ops, progress, faults);
         }
         self.fixed_buffer_sqes.fetch_add(flight.fixed_sqes, Ordering::Relaxed);
         Ok(())
@@ -410,6 +493,7 @@ impl Flight {
         progress: &[Progress],
         fixed: &FixedRing,
         cq_cap: usize,
+        faults: Option<&Injector>,
     ) -> (usize, u64) {
         let (mut consumed, mut enters) = (0, 0);
         loop {
@@ -419,8 +503,8 @@ impl Flight {
                 while pushed < EARLY_SUBMIT && self.in_flight + self.queued.len() < cq_cap && !sq.is_full() {
                     let Some(i) = self.todo.pop() else { break };
                     // SAFETY: the entry's memory belongs to ops[i], valid until execute returns.
-                    let (entry, registered) = sqe_with_fixed(&ops[i], &progress[i], i, fixed);
-                    unsafe { sq.push(&entry).expect("SQ has room") };
+                    let (sqe, registered) = unsafe { sqe_with_faults(&ops[i], &progress[i], i, fixed, faults) };
+                    unsafe { sq.push(&sqe).expect("SQ has room") };
                     self.fixed_sqes += u64::from(registered);
                     self.queued.push_back(i);
                     pushed += 1;
@@ -447,18 +531,20 @@ impl Flight {
         consumed
     }
 
-    fn reap(&mut self, ring: &mut IoUring, ops: &mut [Op], progress: &mut [Progress]) {
+    fn reap(&mut self, ring: &mut IoUring, ops: &mut [Op], progress: &mut [Progress], faults: Option<&Injector>) {
         for cqe in ring.completion() {
-            let i = cqe.user_data() as usize;
             self.in_flight -= 1;
-            if cqe.result() == -libc::ECANCELED {
-                // We never cancel: the kernel could not run the op, e.g. it
-                // failed to start an io-wq worker while a signal was pending
-                // for this thread. The op did nothing; do it here instead.
-                run_blocking(&mut ops[i]);
+            let (i, res) = completion_of(&cqe);
+            if res == -(libc::ECANCELED as i64) {
+                // We never cancel: the kernel could not run this piece, e.g.
+                // it failed to start an io-wq worker while a signal was
+                // pending for this thread. The piece did nothing; the op
+                // continues here from what earlier pieces transferred (an
+                // O_APPEND write must not write its start twice).
+                run_blocking_from(&mut ops[i], &mut progress[i], faults);
                 continue;
             }
-            if progress[i].complete(&mut ops[i], cqe.result() as i64) == After::Resubmit {
+            if progress[i].complete(&mut ops[i], res) == After::Resubmit {
                 self.todo.push(i);
             }
         }
@@ -467,15 +553,85 @@ impl Flight {
     /// After a fatal enter error: fails what the kernel never took, waits for
     /// what it holds (its memory is the caller's), fails what would have
     /// needed another submission.
-    unsafe fn abandon(&mut self, ring: &mut IoUring, ops: &mut [Op], progress: &mut [Progress], errno: i32) {
+    unsafe fn abandon(
+        &mut self,
+        ring: &mut IoUring,
+        ops: &mut [Op],
+        progress: &mut [Progress],
+        errno: i32,
+        faults: Option<&Injector>,
+    ) {
+        let mut backoff = Backoff::default();
         while self.in_flight > 0 {
             // SAFETY: a plain wait; nothing is submitted.
-            let _ = unsafe { ring.submitter().enter::<libc::sigset_t>(0, 1, setup::IORING_ENTER_GETEVENTS, None) };
-            self.reap(ring, ops, progress);
+            let waited = unsafe { ring.submitter().enter::<libc::sigset_t>(0, 1, setup::IORING_ENTER_GETEVENTS, None) };
+            backoff.after(waited.is_ok());
+            self.reap(ring, ops, progress, faults);
         }
         for i in self.queued.drain(..).chain(self.todo.drain(..)) {
             ops[i].result = -(errno as i64);
         }
+    }
+
+    /// Unwinding: hands queued SQEs to the kernel and waits until nothing
+    /// is in flight, without looking at results. SQEs the kernel refuses
+    /// stay in the SQ of a ring that is about to be discarded, never entered
+    /// again.
+    fn drain(&mut self, ring: &mut IoUring) {
+        let mut backoff = Backoff::default();
+        while self.in_flight > 0 || !self.queued.is_empty() {
+            let entered = if self.queued.is_empty() {
+                // SAFETY: a plain wait; nothing is submitted.
+                unsafe { ring.submitter().enter::<libc::sigset_t>(0, 1, setup::IORING_ENTER_GETEVENTS, None) }.map(|_| 0)
+            } else {
+                ring.submit_and_wait(1)
+            };
+            self.account_consumed(ring);
+            if entered.as_ref().is_err_and(|e| !is_transient(e)) {
+                self.queued.clear();
+            }
+            backoff.after(entered.is_ok());
+            self.in_flight -= ring.completion().count();
+        }
+    }
+}
+
+/// Waits between failed `io_uring_enter` waits, so a wait that keeps failing
+/// (a signal storm, a broken ring) does not spin a core: 1 us doubling to
+/// 10 ms, reset by a wait that succeeds.
+#[derive(Default)]
+struct Backoff {
+    failures: u32,
+}
+
+impl Backoff {
+    const MAX: std::time::Duration = std::time::Duration::from_millis(10);
+
+    fn delay(&self) -> std::time::Duration {
+        std::time::Duration::from_micros(1u64 << self.failures.min(14)).min(Self::MAX)
+    }
+
+    fn after(&mut self, ok: bool) {
+        if ok {
+            self.failures = 0;
+            return;
+        }
+        std::thread::sleep(self.delay());
+        self.failures = self.failures.saturating_add(1);
+    }
+}
+
+/// The op index and result a CQE reports, with an injected fault's result
+/// in place of its NOP's.
+fn completion_of(cqe: &io_uring::cqueue::Entry) -> (usize, i64) {
+    let data = cqe.user_data();
+    let index = (data & 0xffff_ffff) as usize;
+    if data & INJECTED == 0 {
+        return (index, cqe.result() as i64);
+    }
+    match (data >> 32) as i32 & 0xffff {
+        0 => panic!("injected panic while reaping op {index}"),
+        errno => (index, -(errno as i64)),
     }
 }
 
@@ -497,55 +653,121 @@ fn is_transient(e: &io::Error) -> bool {
     matches!(e.raw_os_error(), Some(libc::EINTR) | Some(libc::EAGAIN) | Some(libc::EBUSY))
 }
 
-fn uring_code(op: &Op) -> u8 {
-    match op.kind {
-        OpKind::Read { .. } => opcode::Read::CODE,
-        OpKind::Write { .. } => opcode::Write::CODE,
-        OpKind::Readv { .. } => opcode::Readv::CODE,
-        OpKind::Writev { .. } => opcode::Writev::CODE,
-        OpKind::Fsync | OpKind::Fdatasync => opcode::Fsync::CODE,
-        OpKind::Fallocate { .. } => opcode::Fallocate::CODE,
-        OpKind::Ftruncate { .. } => opcode::Ftruncate::CODE,
-    }
-}
-
-/// The SQE of the op's next step, and whether it uses a registered buffer
-/// (a plain read/write whose piece lies inside one of the ring's slots).
-fn sqe_with_fixed(op: &Op, progress: &Progress, index: usize, fixed: &FixedRing) -> (squeue::Entry, bool) {
-    if let (OpKind::Read { .. } | OpKind::Write { .. }, Step::Buf { addr, len, offset }) = (op.kind, progress.step(op)) {
-        if let Some(slot) = fixed.index_of(addr as usize, len) {
-            let fd = types::Fd(op.fd);
-            let entry = if op.is_read() {
-                opcode::ReadFixed::new(fd, addr, len as u32, slot).offset(offset).build()
-            } else {
-                opcode::WriteFixed::new(fd, addr, len as u32, slot).offset(offset).build()
-            };
-            return (entry.user_data(index as u64), true);
-        }
-    }
-    (sqe_for(op, progress, index), false)
-}
-
+/// The SQE for the next piece of `op`, identified by `user_data` in its
+/// completion (the op-to-kernel table is `engine/kernel.rs`). For callers
+/// that own their ring (queues); `drive` uses `sqe_with_faults`.
 pub(crate) fn sqe_for(op: &Op, progress: &Progress, index: usize) -> squeue::Entry {
-    let fd = types::Fd(op.fd);
-    let entry = match (op.kind, progress.step(op)) {
-        (OpKind::Read { .. }, Step::Buf { addr, len, offset }) => {
-            opcode::Read::new(fd, addr, len as u32).offset(offset).build()
+    progress.step(op).sqe(index as u64)
+}
+
+/// The SQE of a call, and whether it uses a registered buffer (a call
+/// whose row has a fixed-buffer form and whose piece lies inside one of the
+/// ring's slots).
+fn sqe_with_fixed(call: &kernel::Call, index: usize, fixed: &FixedRing) -> (squeue::Entry, bool) {
+    if let Some(slot) = call.row.has_fixed_form().then(|| fixed.index_of(call.addr as usize, call.len as usize)).flatten() {
+        return (call.sqe_fixed(slot, index as u64), true);
+    }
+    (call.sqe(index as u64), false)
+}
+
+/// `sqe_with_fixed` with completion faults applied: a short count comes
+/// from a shortened SQE, an error from a NOP whose CQE is read as that error.
+unsafe fn sqe_with_faults(
+    op: &Op,
+    progress: &Progress,
+    index: usize,
+    fixed: &FixedRing,
+    faults: Option<&Injector>,
+) -> (squeue::Entry, bool) {
+    let call = progress.step(op);
+    match faults.and_then(|f| f.at_completion(&call, true)) {
+        None => sqe_with_fixed(&call, index, fixed),
+        // SAFETY: the iovec array is the op's, valid per `execute`'s contract.
+        Some(Fault::Short) => sqe_with_fixed(&unsafe { call.halved() }, index, fixed),
+        Some(fault) => (opcode::Nop::new().build().user_data(injected_user_data(index, fault)), false),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsRawFd;
+
+    fn backend(script: &[(u64, Fault)]) -> UringBackend {
+        let params = RingParams { sq_entries: 8, cq_entries: 16, iowq_max_workers: [2, 2], first_rung: 0 };
+        UringBackend::probe(params, Some(Arc::new(Injector::scripted(script)))).expect("io_uring works here")
+    }
+
+    fn pattern(len: usize) -> Vec<u8> {
+        (0..len).map(|i| (i * 7 + i / 4096) as u8).collect()
+    }
+
+    /// Issue 11, bug 4: a piece that completes with ECANCELED did nothing;
+    /// the op goes on from the bytes earlier pieces moved. Restarting it
+    /// wrote the start of an O_APPEND write twice.
+    #[test]
+    fn an_ecanceled_piece_continues_from_the_bytes_already_done() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("append");
+        let file = std::fs::OpenOptions::new().create(true).append(true).open(&path).unwrap();
+        let data = pattern(64 << 10);
+        // The first piece comes back short (32 KiB), the second is cancelled.
+        let b = backend(&[(0, Fault::Short), (32 << 10, Fault::Fail(libc::ECANCELED))]);
+        let mut op = Op::new(file.as_raw_fd(), OpKind::Write { buf: data.as_ptr(), len: data.len() }, 0);
+        unsafe { b.execute(std::slice::from_mut(&mut op)) };
+        assert_eq!(op.result, data.len() as i64);
+        assert_eq!(std::fs::read(&path).unwrap(), data, "the file holds the write exactly once");
+        assert_eq!(b.sqes_submitted.load(Ordering::Relaxed), 2, "two pieces went through the ring");
+    }
+
+    /// Issue 11, bug 8: a panic while reaping must not unwind past `drive`
+    /// while reads are in flight; the ring is drained, discarded, and the
+    /// thread's next call gets a fresh one.
+    #[test]
+    fn a_panic_while_reaping_drains_the_ring_before_unwinding() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big");
+        const LEN: usize = 4 << 20;
+        std::fs::write(&path, pattern(LEN)).unwrap();
+        let file = std::fs::File::open(&path).unwrap();
+        let b = backend(&[(0, Fault::Panic)]);
+        let mut bufs = vec![vec![0u8; LEN]; 4];
+        let mut ops: Vec<Op> = bufs
+            .iter_mut()
+            .map(|buf| Op::new(file.as_raw_fd(), OpKind::Read { buf: buf.as_mut_ptr(), len: LEN }, 0))
+            .collect();
+        let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| unsafe { b.execute(&mut ops) }));
+        assert!(unwound.is_err(), "the injected panic unwinds to the caller");
+        assert_eq!(b.rings(), 0, "the ring that panicked was discarded");
+        // Nothing writes into the buffers after the unwind reached us.
+        let snapshot = bufs.clone();
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        assert!(bufs == snapshot, "a read landed after the unwind returned");
+        // The same thread's next batch runs on a fresh ring, with no stale completions.
+        let mut again: Vec<Op> = bufs
+            .iter_mut()
+            .map(|buf| Op::new(file.as_raw_fd(), OpKind::Read { buf: buf.as_mut_ptr(), len: LEN }, 0))
+            .collect();
+        unsafe { b.execute(&mut again) };
+        assert!(again.iter().all(|op| op.result == LEN as i64));
+        assert!(bufs.iter().all(|buf| *buf == pattern(LEN)));
+        assert_eq!(b.rings(), 1);
+    }
+
+    /// Issue 11, bug 9: a wait that keeps failing is retried with growing
+    /// sleeps (1 us doubling, capped at 10 ms), not in a busy loop.
+    #[test]
+    fn failing_waits_back_off_up_to_a_cap() {
+        let mut backoff = Backoff::default();
+        let mut delays = Vec::new();
+        for _ in 0..16 {
+            delays.push(backoff.delay());
+            backoff.failures += 1;
         }
-        (OpKind::Write { .. }, Step::Buf { addr, len, offset }) => {
-            opcode::Write::new(fd, addr, len as u32).offset(offset).build()
-        }
-        (OpKind::Readv { .. }, Step::Iov { iov, iovcnt, offset }) => {
-            opcode::Readv::new(fd, iov, iovcnt as u32).offset(offset).build()
-        }
-        (OpKind::Writev { .. }, Step::Iov { iov, iovcnt, offset }) => {
-            opcode::Writev::new(fd, iov, iovcnt as u32).offset(offset).build()
-        }
-        (OpKind::Fsync, _) => opcode::Fsync::new(fd).build(),
-        (OpKind::Fdatasync, _) => opcode::Fsync::new(fd).flags(types::FsyncFlags::DATASYNC).build(),
-        (OpKind::Fallocate { mode, len }, _) => opcode::Fallocate::new(fd, len).offset(op.offset).mode(mode).build(),
-        (OpKind::Ftruncate { len }, _) => opcode::Ftruncate::new(fd, len).build(),
-        _ => unreachable!("Progress::step matches the op kind"),
-    };
-    entry.user_data(index as u64)
+        assert_eq!(delays[0], std::time::Duration::from_micros(1));
+        assert!(delays.windows(2).all(|w| w[1] >= w[0]));
+        assert_eq!(*delays.last().unwrap(), Backoff::MAX);
+        backoff.after(true);
+        assert_eq!(backoff.delay(), std::time::Duration::from_micros(1), "a successful wait resets it");
+    }
 }

@@ -66,6 +66,7 @@ impl rio_runtime_config_t {
             max_concurrent_ops: nonzero(self.max_concurrent_ops),
             worker_threads: nonzero(self.worker_threads),
             fault_injection: self.fault_injection,
+            completion_faults: None,
         })
     }
 }

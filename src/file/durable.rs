@@ -8,7 +8,8 @@
 //! handle's own descriptor); then one fdatasync. Head and tail never share
 //! a page with the direct span, so the two views stay coherent: the direct
 //! write flushes and drops the cached pages of its own range, and nothing
-//! else touches those pages meanwhile. Where O_DIRECT is unavailable the
+//! else touches those pages meanwhile. A write that grows the file goes
+//! through the page cache (measured faster there). Where O_DIRECT is unavailable the
 //! whole range goes through the page cache (counted in the metrics); so
 //! does a borrowed descriptor, since closing a second descriptor of the
 //! file would drop the caller's POSIX record locks.
@@ -128,6 +129,12 @@ impl DiskFile {
         let durable = &self.rt.engine().metrics.durable;
         let written = match (self.dio, self.durable_path()) {
             (Some(align), _) => unsafe { self.write_direct_handle(buf, len, offset, align) },
+            (None, Some(_)) if self.grows_file(offset, len) => {
+                durable.record_extending();
+                unsafe { self.write_at_raw(buf, len, offset) }
+                    .map_err(|e| e.context("write_durable: page-cache write (the file grows)"))
+                    .map(drop)
+            }
             (None, Some((fd, align))) => unsafe { self.write_split(fd, align, buf, len, offset) },
             (None, None) => {
                 durable.record_fallback();
@@ -143,6 +150,15 @@ impl DiskFile {
         self.datasync().map_err(|e| e.context(format!("{}: fdatasync after the writes", what())))?;
         durable.record_write(len as u64);
         Ok(len)
+    }
+
+    /// Whether the write ends past the current size. Such a write goes
+    /// through the page cache: on ext4 an extending O_DIRECT write
+    /// allocates and converts extents per request, and buffered + one
+    /// fdatasync measured 1.4-2x faster for fresh 1 MiB objects
+    /// (docs/durable-writes.md). Only a choice of speed: both are durable.
+    fn grows_file(&self, offset: u64, len: usize) -> bool {
+        self.size().map_or(true, |size| offset + len as u64 > size)
     }
 
     /// The direct descriptor and its alignment, or None (recorded why).

@@ -1,6 +1,8 @@
 //! Shared helpers: every behaviour test runs once per backend.
 #![allow(dead_code)]
 
+pub mod forking;
+
 use rio::{BackendChoice, Runtime, RuntimeConfig};
 
 pub const BACKENDS: [BackendChoice; 2] = [BackendChoice::IoUring, BackendChoice::ThreadPool];
@@ -33,6 +35,42 @@ pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
             x as u8
         })
         .collect()
+}
+
+/// The seed of randomized completion faults: `RIO_FAULT_SEED` replays a
+/// failed run, otherwise the clock picks one.
+pub fn fault_seed() -> u64 {
+    match std::env::var("RIO_FAULT_SEED") {
+        Ok(v) => v.trim().parse().expect("RIO_FAULT_SEED: an integer"),
+        Err(_) => std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64,
+    }
+}
+
+/// Transient completion faults (short counts, EAGAIN, EINTR, ECANCELED,
+/// io_uring_enter EBUSY/EINTR) on about one completion in `one_in`: the
+/// engine must hide every one of them from callers.
+pub fn transient_faults(seed: u64, one_in: u32) -> rio::CompletionFaults {
+    rio::CompletionFaults { seed, one_in, hard_errors: false }
+}
+
+/// Runs `test` on each backend with randomized transient completion
+/// faults, naming the backend and the seed (`RIO_FAULT_SEED`) on failure.
+/// Returns the faults injected on each backend.
+pub fn each_backend_with_completion_faults(one_in: u32, test: impl Fn(&Runtime, &std::path::Path)) -> [u64; 2] {
+    let seed = fault_seed();
+    let mut injected = [0; 2];
+    for (i, backend) in BACKENDS.into_iter().enumerate() {
+        let config = RuntimeConfig { backend, completion_faults: Some(transient_faults(seed, one_in)), ..Default::default() };
+        let rt = Runtime::new(&config).expect("runtime opens");
+        let dir = tempfile::tempdir().unwrap();
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| test(&rt, dir.path())));
+        if let Err(e) = result {
+            eprintln!("failed on backend {backend:?} with completion faults one in {one_in}, RIO_FAULT_SEED={seed}");
+            std::panic::resume_unwind(e);
+        }
+        injected[i] = rt.completion_faults_injected();
+    }
+    injected
 }
 
 /// Runs the `#[ignore]`d test `name` of this test binary in a child
