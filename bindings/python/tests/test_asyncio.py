@@ -27,6 +27,17 @@ def pattern(seed: int, n: int) -> bytes:
     return random.Random(seed).randbytes(n)
 
 
+def open_direct_or_skip(rt, p):
+    """An O_DIRECT AsyncFile on ``p`` (from a running loop), or a skip where
+    the filesystem has no O_DIRECT."""
+    try:
+        return rt.open_async(p, "w+", direct=True)
+    except OSError as e:
+        if e.errno == errno.EINVAL:
+            pytest.skip("no O_DIRECT on this filesystem")
+        raise
+
+
 class WeakBuf(bytearray):
     """A bytearray that can be watched with a weak reference."""
 
@@ -116,13 +127,7 @@ def test_direct_io_alignment_errors_and_aligned_reads(rt, tmp_path):
     p = tmp_path / "direct.bin"
 
     async def main():
-        try:
-            f = rt.open_async(p, "w+", direct=True)
-        except OSError as e:
-            if e.errno == errno.EINVAL:
-                pytest.skip("no O_DIRECT on this filesystem")
-            raise
-        async with f:
+        async with open_direct_or_skip(rt, p) as f:
             buf = rio.alloc_buffer(8192)
             buf[:] = pattern(3, 8192)
             assert await f.write_at(buf, 0) == 8192
@@ -211,15 +216,9 @@ def test_a_bad_op_in_a_batch_fails_alone(rt, tmp_path):
     p = tmp_path / "direct-batch.bin"
 
     async def main():
-        try:
-            f = rt.open_async(p, "w+", direct=True)
-        except OSError as e:
-            if e.errno == errno.EINVAL:
-                pytest.skip("no O_DIRECT on this filesystem")
-            raise
-        async with f:
+        async with open_direct_or_skip(rt, p) as f:
             buf = rio.alloc_buffer(4096 * 9)
-            buf[:] = pattern(9, len(buf))
+            buf[:] = pattern(9, 4096 * 9)
             # Pushed together in one loop iteration; the misaligned one is
             # refused by the library and only its task sees the error.
             offsets = [i * 4096 for i in range(8)]
