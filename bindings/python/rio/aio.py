@@ -204,8 +204,9 @@ class _LoopQueue:
             for result, token in unpack(self.out_view[: n * 56]):
                 e = pop(token)
                 fut = e[0]
-                if result >= 0 and not fut.done():  # the common case, inline
-                    e[2]._op_done()
+                afile = e[2]
+                if result >= 0 and afile._in_flight > 1 and not fut.done():  # the common case, inline
+                    afile._in_flight -= 1
                     fut.set_result(result)
                 else:
                     self._resolve(e, result)
@@ -368,7 +369,9 @@ class AsyncFile:
         if _get_running_loop() is not loop:
             raise RuntimeError("an AsyncFile is used from the event loop it was opened on")
         fut: "asyncio.Future[int]" = loop.create_future()
-        self._hold()
+        if self._in_flight == 0:  # _hold, inline
+            self._file._acquire()
+        self._in_flight += 1
         self._queue.start(fut, keep, self, opcode, addr, n, offset)
         return fut
 
