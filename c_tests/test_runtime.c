@@ -5,6 +5,10 @@
 #include <sys/utsname.h>
 #include <sys/wait.h>
 
+#include <linux/capability.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+
 #include "check.h"
 
 static char dir[256];
@@ -515,6 +519,60 @@ static void test_seccomp_fallback(void) {
     check_in_child(seccomp_child);
 }
 
+/* Issue 13: when the kernel refuses to register rio_buf_alloc memory with a
+ * ring (RLIMIT_MEMLOCK binds once CAP_IPC_LOCK is dropped), I/O still works
+ * and the capabilities report counts the refusals and says why. */
+static void memlock_child(void) {
+    struct __user_cap_header_struct h = {_LINUX_CAPABILITY_VERSION_3, 0};
+    struct __user_cap_data_struct d[2];
+    CHECK_EQ(syscall(SYS_capget, &h, d), 0);
+    d[0].effective &= ~(1u << CAP_IPC_LOCK);
+    d[0].permitted &= ~(1u << CAP_IPC_LOCK);
+    CHECK_EQ(syscall(SYS_capset, &h, d), 0);
+    /* Room for the ring itself, not for pinning a 2 MiB buffer. */
+    struct rlimit lim = {512 << 10, 512 << 10};
+    CHECK_EQ(setrlimit(RLIMIT_MEMLOCK, &lim), 0);
+    rio_runtime_config_t cfg;
+    rio_runtime_config_default(&cfg);
+    cfg.backend = RIO_BACKEND_IO_URING;
+    rio_runtime_t *rt = NULL;
+    CHECK_EQ(rio_runtime_open(&cfg, &rt), 0);
+    if (!rt)
+        return;
+    rio_capabilities_t c;
+    memset(&c, 0xff, sizeof c);
+    c.struct_size = sizeof c;
+    CHECK_EQ(rio_runtime_capabilities(rt, &c), 0);
+    CHECK_EQ(c.buffer_registration_failures, 0);
+    CHECK_EQ(c.buffer_registration_failure_reason[0], '\0');
+    char path[512];
+    check_path(path, sizeof path, dir, "memlock.dat");
+    rio_file_t *f = NULL;
+    CHECK_EQ(rio_file_open(rt, path, RIO_OPEN_READ | RIO_OPEN_WRITE | RIO_OPEN_CREATE | RIO_OPEN_DIRECT, 0644, &f), 0);
+    size_t len = 2 << 20;
+    unsigned char *buf = rio_buf_alloc(len);
+    if (f && buf) {
+        memset(buf, 0x5a, len);
+        CHECK_EQ(rio_file_write_at(f, buf, len, 0), (int64_t)len);
+        memset(buf, 0, len);
+        CHECK_EQ(rio_file_read_at(f, buf, len, 0), (int64_t)len);
+        CHECK_EQ(buf[0], 0x5a);
+        CHECK_EQ(buf[len - 1], 0x5a);
+    }
+    c.struct_size = sizeof c;
+    CHECK_EQ(rio_runtime_capabilities(rt, &c), 0);
+    CHECK(c.buffer_registration_failures > 0);
+    CHECK(strstr(c.buffer_registration_failure_reason, "RLIMIT_MEMLOCK") != NULL);
+    rio_buf_free(buf);
+    rio_file_close(f);
+    unlink(path);
+    rio_runtime_close(rt);
+}
+
+static void test_memlock_refusal_reported(void) {
+    check_in_child(memlock_child);
+}
+
 /* RIO_LOG (DESIGN.md, Environment): a tracing filter for stderr logging,
  * off by default. Runs this program again (so the library starts fresh
  * with the variable set) with stderr on a pipe. */
@@ -613,6 +671,7 @@ int main(int argc, char **argv) {
     test_env();
     test_close_runtime_first();
     test_no_fd_leak();
+    test_memlock_refusal_reported();
 #if defined(__x86_64__)
     test_seccomp_fallback();
 #endif

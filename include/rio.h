@@ -517,6 +517,16 @@ typedef struct rio_capabilities_t {
    Why io_uring is not in use (empty when it is).
    */
   char io_uring_unavailable_reason[256];
+  /*
+   Times the kernel refused to register rio_buf_alloc memory with a
+   ring (RLIMIT_MEMLOCK, old kernel): those buffers' I/O then runs
+   unregistered, which callers do not otherwise notice.
+   */
+  uint64_t buffer_registration_failures;
+  /*
+   Why the last registration was refused (empty when none was).
+   */
+  char buffer_registration_failure_reason[256];
 } rio_capabilities_t;
 
 /*

@@ -131,6 +131,10 @@ type Capabilities struct {
 	IOUringOpcodes           [32]byte
 	KernelRelease            string // uname -r
 	IOUringUnavailableReason string // why io_uring is not in use (empty when it is)
+	// Times the kernel refused to register rio_buf_alloc memory (its I/O
+	// then runs unregistered), and why the last refusal happened.
+	BufferRegistrationFailures      uint64
+	BufferRegistrationFailureReason string
 }
 
 // SupportsOpcode reports whether io_uring opcode op (IORING_OP_*) is
@@ -164,6 +168,9 @@ func (rt *Runtime) Capabilities() (Capabilities, error) {
 		WorkerThreads:            uint32(c.worker_threads),
 		KernelRelease:            goString(c.kernel_release[:]),
 		IOUringUnavailableReason: goString(c.io_uring_unavailable_reason[:]),
+
+		BufferRegistrationFailures:      uint64(c.buffer_registration_failures),
+		BufferRegistrationFailureReason: goString(c.buffer_registration_failure_reason[:]),
 	}
 	for i := range caps.IOUringOpcodes {
 		caps.IOUringOpcodes[i] = byte(c.io_uring_opcodes[i])

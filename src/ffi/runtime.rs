@@ -102,6 +102,12 @@ pub struct rio_capabilities_t {
     pub ring_setup: [c_char; 64],
     /// Why io_uring is not in use (empty when it is).
     pub io_uring_unavailable_reason: [c_char; 256],
+    /// Times the kernel refused to register rio_buf_alloc memory with a
+    /// ring (RLIMIT_MEMLOCK, old kernel): those buffers' I/O then runs
+    /// unregistered, which callers do not otherwise notice.
+    pub buffer_registration_failures: u64,
+    /// Why the last registration was refused (empty when none was).
+    pub buffer_registration_failure_reason: [c_char; 256],
 }
 
 /// Fills `cfg` with defaults (including `struct_size`). NULL is ignored.
@@ -170,8 +176,10 @@ pub unsafe extern "C" fn rio_runtime_capabilities(rt: *const rio_runtime_t, out:
     ffi_boundary!("rio_runtime_capabilities", {
         check_null!("rio_runtime_capabilities", rt);
         check_null!("rio_runtime_capabilities", out);
-        let caps = unsafe { &*rt }.0.capabilities();
+        let runtime = &unsafe { &*rt }.0;
+        let caps = runtime.capabilities();
         let ring = caps.ring.as_ref();
+        let registration = runtime.buffer_registration_failures();
         let mut c = rio_capabilities_t {
             struct_size: 0,
             backend: backend_code(caps.backend),
@@ -185,10 +193,13 @@ pub unsafe extern "C" fn rio_runtime_capabilities(rt: *const rio_runtime_t, out:
             kernel_release: [0; 65],
             ring_setup: [0; 64],
             io_uring_unavailable_reason: [0; 256],
+            buffer_registration_failures: registration.0,
+            buffer_registration_failure_reason: [0; 256],
         };
         fill_c_chars(&mut c.kernel_release, &caps.kernel_release);
         fill_c_chars(&mut c.ring_setup, ring.map_or("", |r| r.setup_flags_name));
         fill_c_chars(&mut c.io_uring_unavailable_reason, caps.io_uring_unavailable_reason.as_deref().unwrap_or(""));
+        fill_c_chars(&mut c.buffer_registration_failure_reason, registration.1.as_deref().unwrap_or(""));
         // SAFETY: the caller's struct has out->struct_size bytes.
         finish("rio_runtime_capabilities", unsafe { write_versioned(out, c, "rio_capabilities_t") }.map(|()| 0))
     })

@@ -209,6 +209,8 @@ class rio_capabilities_t(Structure):
         ("kernel_release", c_char * 65),
         ("ring_setup", c_char * 64),
         ("io_uring_unavailable_reason", c_char * 256),
+        ("buffer_registration_failures", c_uint64),
+        ("buffer_registration_failure_reason", c_char * 256),
     ]
 
 

@@ -93,6 +93,10 @@ class Capabilities:
     worker_threads: int
     kernel_release: str
     io_uring_unavailable_reason: str
+    #: Times the kernel refused to register ``rio_buf_alloc`` memory (their
+    #: I/O then runs unregistered), and why the last refusal happened.
+    buffer_registration_failures: int = 0
+    buffer_registration_failure_reason: str = ""
     #: Supported io_uring opcode numbers (IORING_REGISTER_PROBE); empty without io_uring.
     io_uring_opcodes: FrozenSet[int] = field(default_factory=frozenset)
 
@@ -291,6 +295,8 @@ class Runtime:
             worker_threads=caps.worker_threads,
             kernel_release=_cstr(caps.kernel_release),
             io_uring_unavailable_reason=_cstr(caps.io_uring_unavailable_reason),
+            buffer_registration_failures=caps.buffer_registration_failures,
+            buffer_registration_failure_reason=_cstr(caps.buffer_registration_failure_reason),
             io_uring_opcodes=opcodes,
         )
 

@@ -27,6 +27,17 @@ def pattern(seed: int, n: int) -> bytes:
     return random.Random(seed).randbytes(n)
 
 
+def open_direct_or_skip(rt, p):
+    """An O_DIRECT AsyncFile on ``p`` (from a running loop), or a skip where
+    the filesystem has no O_DIRECT."""
+    try:
+        return rt.open_async(p, "w+", direct=True)
+    except OSError as e:
+        if e.errno == errno.EINVAL:
+            pytest.skip("no O_DIRECT on this filesystem")
+        raise
+
+
 class WeakBuf(bytearray):
     """A bytearray that can be watched with a weak reference."""
 
@@ -116,13 +127,7 @@ def test_direct_io_alignment_errors_and_aligned_reads(rt, tmp_path):
     p = tmp_path / "direct.bin"
 
     async def main():
-        try:
-            f = rt.open_async(p, "w+", direct=True)
-        except OSError as e:
-            if e.errno == errno.EINVAL:
-                pytest.skip("no O_DIRECT on this filesystem")
-            raise
-        async with f:
+        async with open_direct_or_skip(rt, p) as f:
             buf = rio.alloc_buffer(8192)
             buf[:] = pattern(3, 8192)
             assert await f.write_at(buf, 0) == 8192
@@ -146,7 +151,10 @@ def test_cancelled_task_keeps_the_buffer_until_the_completion_is_reaped(rt, path
                 buf = WeakBuf(size)
                 watch = weakref.ref(buf)
                 task = asyncio.ensure_future(f.readinto_at(buf, 0))
-                await asyncio.sleep(0)  # the task pushes its op
+                # The task awaits its op in this loop iteration; the op is
+                # pushed and submitted at the end of the next.
+                await asyncio.sleep(0)
+                await asyncio.sleep(0)
                 if task.done():
                     continue  # completed before it could be cancelled: try again
                 task.cancel()
@@ -169,6 +177,57 @@ def test_cancelled_task_keeps_the_buffer_until_the_completion_is_reaped(rt, path
                 assert watch() is None, "the buffer of a reaped op is never released"
                 return
             pytest.fail("every read finished before it could be cancelled")
+
+    run(main())
+
+
+def test_ops_cancelled_before_their_push_are_never_pushed(rt, path):
+    with rt.open(path, "w") as f:
+        f.write_at(pattern(8, 1 << 16), 0)
+
+    async def main():
+        async with rt.open_async(path, "r") as f:
+            q = f._queue
+            bufs = [bytearray(4096) for _ in range(8)]
+            tasks = [asyncio.ensure_future(f.readinto_at(b, i * 4096)) for i, b in enumerate(bufs)]
+            await asyncio.sleep(0)  # every task awaits its op; none is pushed yet
+            assert q.in_queue == 0 and len(q.waiting) == 8
+            for t in tasks[::2]:
+                t.cancel()
+            await asyncio.sleep(0)  # the push at the end of that iteration
+            # Only the four live ops reached the queue; the cancelled ones
+            # were dropped with their buffers.
+            assert not q.waiting
+            assert q.in_queue <= 4 and len(q.ops) <= 4
+            assert not any(e[0].cancelled() for e in q.ops.values())
+            results = await asyncio.gather(*tasks, return_exceptions=True)
+            whole = pattern(8, 1 << 16)
+            for i, r in enumerate(results):
+                if i % 2:
+                    assert r == 4096 and bytes(bufs[i]) == whole[i * 4096 : (i + 1) * 4096]
+                else:
+                    assert isinstance(r, asyncio.CancelledError)
+            assert q.in_queue == 0 and not q.ops
+
+    run(main())
+
+
+def test_a_bad_op_in_a_batch_fails_alone(rt, tmp_path):
+    p = tmp_path / "direct-batch.bin"
+
+    async def main():
+        async with open_direct_or_skip(rt, p) as f:
+            buf = rio.alloc_buffer(4096 * 9)
+            buf[:] = pattern(9, 4096 * 9)
+            # Pushed together in one loop iteration; the misaligned one is
+            # refused by the library and only its task sees the error.
+            offsets = [i * 4096 for i in range(8)]
+            aligned = [f.write_at(buf[o : o + 4096], o) for o in offsets]
+            results = await asyncio.gather(*aligned[:4], f.write_at(buf[1:4097], 0), *aligned[4:], return_exceptions=True)
+            assert isinstance(results[4], OSError) and results[4].errno == errno.EINVAL
+            assert "O_DIRECT" in str(results[4])
+            assert results[:4] + results[5:] == [4096] * 8
+            assert await f.read_at(8 * 4096, 0) == bytes(buf[: 8 * 4096])
 
     run(main())
 
