@@ -174,8 +174,26 @@ fn the_fd_polls_readable_when_completions_wait(rt: &Runtime, dir: &Path) {
 
 #[test]
 fn ops_beyond_max_concurrent_ops_wait_and_all_complete() {
-    for backend in BACKENDS {
-        let rt = Runtime::new(&RuntimeConfig { backend, max_concurrent_ops: Some(3), ..Default::default() }).unwrap();
+    ops_beyond_max_concurrent_ops_wait(None);
+}
+
+/// The permit case needs its own runtime, so it runs under completion
+/// faults here rather than through CASES.
+#[test]
+fn ops_beyond_max_concurrent_ops_wait_under_completion_faults() {
+    let seed = common::fault_seed();
+    let injected = ops_beyond_max_concurrent_ops_wait(Some(common::transient_faults(seed, 3)));
+    eprintln!("RIO_FAULT_SEED={seed}: completion faults injected: io_uring {}, thread_pool {}", injected[0], injected[1]);
+    assert!(injected.iter().all(|&n| n > 0), "faults were injected on both backends: {injected:?}");
+}
+
+/// Returns the completion faults injected on each backend.
+fn ops_beyond_max_concurrent_ops_wait(completion_faults: Option<rio::CompletionFaults>) -> [u64; 2] {
+    let mut injected = [0; 2];
+    for (b, backend) in BACKENDS.into_iter().enumerate() {
+        let config = RuntimeConfig { backend, max_concurrent_ops: Some(3), completion_faults, ..Default::default() };
+        let rt = Runtime::new(&config).unwrap();
+        let backend = format!("{backend:?} with {completion_faults:?}");
         let dir = tempfile::tempdir().unwrap();
         let f = rw_file(&rt, dir.path(), "limit.dat");
         let mut q: Queue<Vec<u8>> = Queue::new(&rt, 32).unwrap();
@@ -183,23 +201,25 @@ fn ops_beyond_max_concurrent_ops_wait_and_all_complete() {
             q.write(&f, pattern(1000, i), i * 1000, i).unwrap();
         }
         let started = q.submit().unwrap();
-        assert!(started <= 3, "{backend:?}: {started} started with 3 permits");
+        assert!(started <= 3, "{backend}: {started} started with 3 permits");
         assert!(rt.ops_in_flight() <= 3);
         let mut done = 0;
         while done < 20 {
             for c in q.reap(1, 20, None).unwrap() {
-                assert_eq!(*c.result.as_ref().unwrap(), 1000);
+                assert_eq!(*c.result.as_ref().unwrap(), 1000, "{backend}");
                 done += 1;
             }
             assert!(rt.ops_in_flight() <= 3);
         }
-        assert_eq!(rt.ops_in_flight(), 0, "{backend:?}: permits leaked");
+        assert_eq!(rt.ops_in_flight(), 0, "{backend}: permits leaked");
         let mut back = vec![0; 20_000];
         f.read_at(&mut back, 0).unwrap();
         for i in 0..20u64 {
-            assert_eq!(&back[i as usize * 1000..][..1000], &pattern(1000, i)[..]);
+            assert_eq!(&back[i as usize * 1000..][..1000], &pattern(1000, i)[..], "{backend}");
         }
+        injected[b] = rt.completion_faults_injected();
     }
+    injected
 }
 
 fn dropping_a_queue_with_ops_in_flight_waits_for_them(rt: &Runtime, dir: &Path) {
