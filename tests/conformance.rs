@@ -11,7 +11,6 @@ use std::sync::Arc;
 use common::*;
 use rio::{open_flags::*, AlignedBuf, Batch, DiskFile, Runtime};
 
-type Case = fn(&Runtime, &Path);
 
 fn rw(rt: &Runtime, dir: &Path, name: &str) -> DiskFile {
     DiskFile::open(rt, dir.join(name), READ | WRITE | CREATE, 0o644).unwrap()
@@ -274,31 +273,12 @@ mod both {
 /// `RIO_FAULT_RUNS` repeats with fresh seeds.
 #[test]
 fn every_case_with_completion_faults() {
-    let runs: u32 = std::env::var("RIO_FAULT_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(1);
-    let mut injected = [0u64; 2];
-    for _ in 0..runs {
-        for (name, case) in CASES {
-            let n = each_backend_with_completion_faults(3, |rt, dir| {
-                let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| case(rt, dir)));
-                if let Err(e) = result {
-                    eprintln!("case {name} failed under completion faults");
-                    std::panic::resume_unwind(e);
-                }
-            });
-            injected = [injected[0] + n[0], injected[1] + n[1]];
-        }
-    }
-    eprintln!("{runs} runs of {} cases; completion faults injected: io_uring {}, thread_pool {}", CASES.len(), injected[0], injected[1]);
-    assert!(injected.iter().all(|&n| n > 0), "faults were injected on both backends: {injected:?}");
+    cases_with_completion_faults("conformance", CASES);
 }
 
 #[test]
 fn every_case_runs_on_both_backends() {
-    // The macro list and CASES must not drift apart.
-    let src = include_str!("conformance.rs");
-    for (name, _) in CASES {
-        assert!(src.matches(&format!("        {name},\n")).count() >= 1, "{name} missing from on_both_backends!");
-    }
+    assert_every_case_listed(include_str!("conformance.rs"), CASES);
 }
 
 #[test]

@@ -28,9 +28,11 @@ use std::time::{Duration, Instant};
 use io_uring::{types, IoUring};
 use parking_lot::{Condvar, Mutex};
 
+use super::completion_faults::Injector;
 use super::fork::Owner;
 use super::pool::{Job, JobDone, Jobs};
-use super::{finish_blocking, run_blocking, After, Engine, Limit, Op, OpKind, Progress};
+use super::uring::{completion_of, enter_with_faults, sqe_for};
+use super::{run_blocking_from, After, Engine, Limit, Op, OpKind, Progress};
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 
@@ -42,12 +44,21 @@ pub const MAX_QUEUE_DEPTH: u32 = 4096;
 /// to wake.
 const PERMIT_RETRY: Duration = Duration::from_millis(1);
 
+/// How often a submit retries an `io_uring_enter` that failed with
+/// EINTR/EAGAIN/EBUSY before leaving the SQEs for the next submit or reap.
+/// The queue's CQ holds every op it can have in flight, so EBUSY
+/// (completion backpressure) cannot persist; EAGAIN and EINTR are passing
+/// conditions (memory pressure, a signal), and injected faults are rolled
+/// anew at every try.
+const TRANSIENT_ENTER_RETRIES: usize = 64;
+
 /// What a backend gives a queue to run its ops (one per queue: the size
 /// difference of the variants does not matter).
 #[allow(clippy::large_enum_variant)]
 pub(crate) enum Machinery {
-    /// A ring for this queue alone.
-    Ring(IoUring),
+    /// A ring for this queue alone, and the runtime's completion faults
+    /// (a test setting), applied to its SQEs and enters as in batches.
+    Ring(IoUring, Option<Arc<Injector>>),
     /// The runtime's thread pool.
     Pool(Jobs),
     /// Through the engine's backend, synchronously as each op starts (the
@@ -121,6 +132,7 @@ struct RingState {
     /// Set after a fatal io_uring_enter error: later ops run with blocking
     /// syscalls (the SQ may still hold entries that must never be consumed).
     broken: Option<i32>,
+    faults: Option<Arc<Injector>>,
 }
 
 #[allow(clippy::large_enum_variant)]
@@ -162,7 +174,7 @@ pub(crate) struct EngineQueue<T> {
     /// Reused by the pool driver to hand jobs over without allocating.
     starting: Vec<u32>,
     /// Reused by the ring driver to collect CQEs without allocating.
-    cqes: Vec<(u32, i32)>,
+    cqes: Vec<(usize, i64)>,
 }
 
 fn eventfd() -> Result<OwnedFd> {
@@ -194,11 +206,11 @@ impl<T> EngineQueue<T> {
         }
         let event = eventfd()?;
         let driver = match engine.queue_machinery(depth)? {
-            Machinery::Ring(ring) => {
+            Machinery::Ring(ring, faults) => {
                 ring.submitter()
                     .register_eventfd(event.as_raw_fd())
                     .map_err(|e| Error::from_io(e, "io_uring: IORING_REGISTER_EVENTFD for the queue"))?;
-                Driver::Ring(RingState { ring, in_sq: VecDeque::new(), in_kernel: 0, broken: None })
+                Driver::Ring(RingState { ring, in_sq: VecDeque::new(), in_kernel: 0, broken: None, faults })
             }
             Machinery::Pool(jobs) => Driver::Pool(jobs),
             Machinery::Inline => Driver::Inline(EnginePtr(engine)),
@@ -408,13 +420,13 @@ impl<T> EngineQueue<T> {
         // the kernel, then `on_cqe`, touch it.
         let slot = unsafe { self.shared.slot(index) };
         if rs.broken.is_some() {
-            run_blocking(&mut slot.op);
+            run_blocking_from(&mut slot.op, &mut slot.progress, rs.faults.as_deref());
             self.finish(index, true);
             return;
         }
-        let entry = super::uring::sqe_for(&slot.op, &slot.progress, index as usize);
         // SAFETY: the op's memory stays valid until its completion is reaped
         // (the API layer's contract), and close waits for it.
+        let entry = unsafe { sqe_for(&slot.op, &slot.progress, index as usize, rs.faults.as_deref()) };
         let pushed = unsafe { rs.ring.submission().push(&entry) };
         pushed.expect("the SQ holds at least depth entries");
         rs.in_sq.push_back(index);
@@ -423,9 +435,15 @@ impl<T> EngineQueue<T> {
     /// Hands what `start` prepared to the kernel or the workers.
     fn flush(&mut self) {
         match &mut *self.driver {
-            Driver::Ring(rs) => {
-                if !rs.in_sq.is_empty() && rs.broken.is_none() {
-                    let entered = rs.ring.submit();
+            Driver::Ring(_) => {
+                // A transient enter error is retried here: after a submit
+                // nobody may enter again (the caller may only poll the fd).
+                for _ in 0..TRANSIENT_ENTER_RETRIES {
+                    let Driver::Ring(rs) = &mut *self.driver else { unreachable!() };
+                    if rs.in_sq.is_empty() || rs.broken.is_some() {
+                        break;
+                    }
+                    let entered = enter_with_faults(rs.faults.as_deref(), || rs.ring.submit());
                     self.after_enter(entered);
                 }
             }
@@ -480,11 +498,11 @@ impl<T> EngineQueue<T> {
         match &mut *self.driver {
             Driver::Ring(rs) => {
                 let mut cqes = std::mem::take(&mut self.cqes);
-                cqes.extend(rs.ring.completion().map(|c| (c.user_data() as u32, c.result())));
+                cqes.extend(rs.ring.completion().map(|c| completion_of(&c)));
                 rs.in_kernel -= cqes.len();
                 let mut resubmitted = false;
                 for (index, res) in cqes.drain(..) {
-                    resubmitted |= self.on_cqe(index, res);
+                    resubmitted |= self.on_cqe(index as u32, res);
                 }
                 self.cqes = cqes;
                 if resubmitted {
@@ -503,20 +521,22 @@ impl<T> EngineQueue<T> {
     }
 
     /// One CQE; true when the op's next piece was queued.
-    fn on_cqe(&mut self, index: u32, res: i32) -> bool {
+    fn on_cqe(&mut self, index: u32, res: i64) -> bool {
         // SAFETY: the kernel is done with this SQE; the slot is ours again.
         let slot = unsafe { self.shared.slot(index) };
-        let broken = matches!(&*self.driver, Driver::Ring(rs) if rs.broken.is_some());
-        if res == -libc::ECANCELED {
+        let Driver::Ring(rs) = &*self.driver else { unreachable!("CQEs come from a ring") };
+        let (broken, faults) = (rs.broken.is_some(), rs.faults.clone());
+        let finish_blocking = |slot: &mut Slot| run_blocking_from(&mut slot.op, &mut slot.progress, faults.as_deref());
+        if res == -(libc::ECANCELED as i64) {
             // Never requested: the kernel could not run this piece (as in
             // batches, docs/engine.md); it did nothing, so the op goes on
             // here from the bytes earlier pieces moved (issue 11, bug 4).
             if !self.closing {
-                finish_blocking(&mut slot.op, &mut slot.progress);
+                finish_blocking(slot);
             }
-        } else if slot.progress.complete(&mut slot.op, res as i64) == After::Resubmit && !self.closing {
+        } else if slot.progress.complete(&mut slot.op, res) == After::Resubmit && !self.closing {
             if broken {
-                finish_blocking(&mut slot.op, &mut slot.progress);
+                finish_blocking(slot);
             } else {
                 self.start(index);
                 return true;
@@ -543,13 +563,14 @@ impl<T> EngineQueue<T> {
     fn wait_one(&mut self, bound: Option<Duration>) {
         match &mut *self.driver {
             Driver::Ring(rs) if rs.broken.is_none() => {
-                let entered = match bound {
-                    None => rs.ring.submit_and_wait(1),
+                let ring = &rs.ring;
+                let entered = enter_with_faults(rs.faults.as_deref(), || match bound {
+                    None => ring.submit_and_wait(1),
                     Some(t) => {
                         let ts = types::Timespec::from(t);
-                        rs.ring.submitter().submit_with_args(1, &types::SubmitArgs::new().timespec(&ts))
+                        ring.submitter().submit_with_args(1, &types::SubmitArgs::new().timespec(&ts))
                     }
-                };
+                });
                 self.after_enter(entered);
             }
             // A broken ring and an inline queue complete everything as it

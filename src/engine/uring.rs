@@ -337,7 +337,7 @@ impl Backend for UringBackend {
 
     fn queue_machinery(&self, depth: u32) -> crate::Result<super::queue::Machinery> {
         let ring = self.queue_ring(depth).map_err(|e| crate::Error::from_io(e, "io_uring: cannot create the queue's ring"))?;
-        Ok(super::queue::Machinery::Ring(ring))
+        Ok(super::queue::Machinery::Ring(ring, self.faults.clone()))
     }
 
     unsafe fn execute(&self, ops: &mut [Op]) {
@@ -426,10 +426,7 @@ impl UringBackend {
             let (early, early_enters) = unsafe { flight.fill(ring, ops, progress, fixed, cq_cap, faults) };
             let want = usize::from(flight.in_flight + flight.queued.len() > 0);
             self.enter_calls.fetch_add(1 + early_enters, Ordering::Relaxed);
-            let entered = match faults.and_then(Injector::at_enter) {
-                Some(errno) => Err(io::Error::from_raw_os_error(errno)),
-                None => ring.submit_and_wait(want),
-            };
+            let entered = enter_with_faults(faults, || ring.submit_and_wait(want));
             let consumed = early + flight.account_consumed(ring);
             self.sqes_submitted.fetch_add(consumed as u64, Ordering::Relaxed);
             if let Err(e) = entered {
@@ -503,7 +500,7 @@ impl Flight {
                 while pushed < EARLY_SUBMIT && self.in_flight + self.queued.len() < cq_cap && !sq.is_full() {
                     let Some(i) = self.todo.pop() else { break };
                     // SAFETY: the entry's memory belongs to ops[i], valid until execute returns.
-                    let (sqe, registered) = unsafe { sqe_with_faults(&ops[i], &progress[i], i, fixed, faults) };
+                    let (sqe, registered) = unsafe { sqe_with_faults(&ops[i], &progress[i], i, Some(fixed), faults) };
                     unsafe { sq.push(&sqe).expect("SQ has room") };
                     self.fixed_sqes += u64::from(registered);
                     self.queued.push_back(i);
@@ -623,7 +620,7 @@ impl Backoff {
 
 /// The op index and result a CQE reports, with an injected fault's result
 /// in place of its NOP's.
-fn completion_of(cqe: &io_uring::cqueue::Entry) -> (usize, i64) {
+pub(crate) fn completion_of(cqe: &io_uring::cqueue::Entry) -> (usize, i64) {
     let data = cqe.user_data();
     let index = (data & 0xffff_ffff) as usize;
     if data & INJECTED == 0 {
@@ -654,17 +651,31 @@ fn is_transient(e: &io::Error) -> bool {
 }
 
 /// The SQE for the next piece of `op`, identified by `user_data` in its
-/// completion (the op-to-kernel table is `engine/kernel.rs`). For callers
-/// that own their ring (queues); `drive` uses `sqe_with_faults`.
-pub(crate) fn sqe_for(op: &Op, progress: &Progress, index: usize) -> squeue::Entry {
-    progress.step(op).sqe(index as u64)
+/// completion (read it back with `completion_of`; the op-to-kernel table is
+/// `engine/kernel.rs`), with completion faults applied. For callers that
+/// own their ring (queues), which register no buffers.
+///
+/// # Safety
+/// As `sqe_with_faults`.
+pub(crate) unsafe fn sqe_for(op: &Op, progress: &Progress, index: usize, faults: Option<&Injector>) -> squeue::Entry {
+    unsafe { sqe_with_faults(op, progress, index, None, faults) }.0
+}
+
+/// An error an injected fault puts in place of `io_uring_enter`, if any;
+/// `enter` runs otherwise.
+pub(crate) fn enter_with_faults(faults: Option<&Injector>, enter: impl FnOnce() -> io::Result<usize>) -> io::Result<usize> {
+    match faults.and_then(Injector::at_enter) {
+        Some(errno) => Err(io::Error::from_raw_os_error(errno)),
+        None => enter(),
+    }
 }
 
 /// The SQE of a call, and whether it uses a registered buffer (a call
 /// whose row has a fixed-buffer form and whose piece lies inside one of the
 /// ring's slots).
-fn sqe_with_fixed(call: &kernel::Call, index: usize, fixed: &FixedRing) -> (squeue::Entry, bool) {
-    if let Some(slot) = call.row.has_fixed_form().then(|| fixed.index_of(call.addr as usize, call.len as usize)).flatten() {
+fn sqe_with_fixed(call: &kernel::Call, index: usize, fixed: Option<&FixedRing>) -> (squeue::Entry, bool) {
+    let registered = fixed.filter(|_| call.row.has_fixed_form()).and_then(|f| f.index_of(call.addr as usize, call.len as usize));
+    if let Some(slot) = registered {
         return (call.sqe_fixed(slot, index as u64), true);
     }
     (call.sqe(index as u64), false)
@@ -676,7 +687,7 @@ unsafe fn sqe_with_faults(
     op: &Op,
     progress: &Progress,
     index: usize,
-    fixed: &FixedRing,
+    fixed: Option<&FixedRing>,
     faults: Option<&Injector>,
 ) -> (squeue::Entry, bool) {
     let call = progress.step(op);

@@ -73,6 +73,41 @@ pub fn each_backend_with_completion_faults(one_in: u32, test: impl Fn(&Runtime, 
     injected
 }
 
+/// A behaviour test that takes any runtime and a scratch directory.
+pub type Case = fn(&Runtime, &std::path::Path);
+
+/// The macro list of a test file's `#[test]` wrappers (`src`, one name an
+/// indented line) and its CASES table must not drift apart.
+pub fn assert_every_case_listed(src: &str, cases: &[(&str, Case)]) {
+    for (name, _) in cases {
+        assert!(src.contains(&format!("        {name},\n")), "{name} missing from on_both_backends!");
+    }
+}
+
+/// Runs every case again with randomized transient completion faults on
+/// about one kernel call in 3, `RIO_FAULT_RUNS` times (default 1), each
+/// with a fresh seed (`RIO_FAULT_SEED` replays one), naming the case, the
+/// backend and the seed on failure; asserts faults were injected on both
+/// backends, so the run cannot silently inject nothing.
+pub fn cases_with_completion_faults(what: &str, cases: &[(&str, Case)]) {
+    let runs: u32 = std::env::var("RIO_FAULT_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(1);
+    let mut injected = [0u64; 2];
+    for _ in 0..runs {
+        for (name, case) in cases {
+            let n = each_backend_with_completion_faults(3, |rt, dir| {
+                let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| case(rt, dir)));
+                if let Err(e) = result {
+                    eprintln!("{what} case {name} failed under completion faults");
+                    std::panic::resume_unwind(e);
+                }
+            });
+            injected = [injected[0] + n[0], injected[1] + n[1]];
+        }
+    }
+    eprintln!("{runs} runs of {} {what} cases; completion faults injected: io_uring {}, thread_pool {}", cases.len(), injected[0], injected[1]);
+    assert!(injected.iter().all(|&n| n > 0), "faults were injected on both backends: {injected:?}");
+}
+
 /// Runs the `#[ignore]`d test `name` of this test binary in a child
 /// process (for process-wide state: rlimits, capabilities) and checks that
 /// it passed and printed CHILD-OK.
