@@ -192,6 +192,18 @@ static int wait_child(pid_t pid) {
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
+/* Forks a child that runs child_work(round) and exits with its verdict. */
+static pid_t fork_child(int round) {
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        _exit(child_work(round));
+    }
+    CHECK(pid > 0);
+    return pid;
+}
+
 static int canaries_intact(void) {
     for (int c = 0; c < 2; c++)
         for (size_t i = 0; i < 4096; i++)
@@ -242,14 +254,20 @@ static void test_fork_rounds(rio_runtime_t *runtime) {
         memset(canary[1], CANARY, 4096);
         /* The forking thread has a ring (and ring history) of its own. */
         CHECK(direct_reads_ok(round, 2, mine));
-        fflush(NULL);
-        pid_t pid = fork();
-        if (pid == 0) {
-            prctl(PR_SET_PDEATHSIG, SIGKILL);
-            _exit(child_work(round));
+        int rc = wait_child(fork_child(round));
+#ifdef __SANITIZE_ADDRESS__
+        if (rc == -1) {
+            /* gcc 12's libasan has no fork interceptor: its allocator's locks
+             * are not taken across fork(), so a child can deadlock inside
+             * ASan's malloc when a parent thread was allocating at that
+             * instant (LLVM 17's libasan locks them). Such a hang is retried
+             * once, visibly; a second one in the same round fails. The plain
+             * build never retries. */
+            fprintf(stderr, "  [%s] round %d: child hung under ASan; retrying once\n", check_ctx, round);
+            rc = wait_child(fork_child(round));
         }
-        CHECK(pid > 0);
-        CHECK_EQ(wait_child(pid), 0);
+#endif
+        CHECK_EQ(rc, 0);
         /* The parent's next submissions on this thread run only its own SQEs. */
         CHECK(direct_reads_ok(round + 1, 4, mine));
         unsigned char *small[2] = {mine[0], mine[1]};
