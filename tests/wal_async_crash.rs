@@ -29,8 +29,8 @@ use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use common::{each_backend, pattern};
-use rio::{BackendChoice, CrashMode, Runtime, RuntimeConfig, Wal, WalConfig};
+use common::{backend_choice, each_backend, pattern, Dice as Rng};
+use rio::{CrashMode, Runtime, RuntimeConfig, Wal, WalConfig};
 
 const CHILD_ENV: &str = "RIO_WAL_ASYNC_CRASH_CHILD";
 const BACKEND_ENV: &str = "RIO_WAL_ASYNC_CRASH_BACKEND";
@@ -44,7 +44,7 @@ fn config() -> WalConfig {
 }
 
 fn rounds(default: u32) -> u32 {
-    std::env::var(ROUNDS_ENV).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    common::env_count(ROUNDS_ENV, default)
 }
 
 /// An entry's identity, encoded in its payload (the rest derived from it).
@@ -76,24 +76,12 @@ impl Id {
     }
 }
 
-/// xorshift; the seed is printed so a failure can be replayed.
-struct Rng(u64);
-
-impl Rng {
-    fn seeded() -> Rng {
-        let seed = std::env::var(SEED_ENV).ok().and_then(|v| v.parse().ok()).unwrap_or_else(|| {
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
-        }) | 1;
-        eprintln!("wal_async_crash: {SEED_ENV}={seed}");
-        Rng(seed)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n.max(1)
-    }
+/// The crash dice, seeded from `SEED_ENV` or the clock; the seed is
+/// printed so a failure can be replayed.
+fn seeded() -> Rng {
+    let seed = std::env::var(SEED_ENV).ok().and_then(|v| v.parse().ok()).map_or_else(Rng::from_clock, |s: u64| Rng(s | 1));
+    eprintln!("wal_async_crash: {SEED_ENV}={}", seed.0);
+    seed
 }
 
 /// seq -> the entry acknowledged there (reported only after `wait` or a
@@ -170,10 +158,6 @@ fn verify(rt: &Runtime, dir: &Path, acked: &mut Acked, round: u64) {
     wal.close().unwrap();
 }
 
-fn backend_choice(name: &str) -> BackendChoice {
-    if name == "io_uring" { BackendChoice::IoUring } else { BackendChoice::ThreadPool }
-}
-
 /// The child's body: append until killed.
 #[test]
 fn async_crash_child() {
@@ -239,7 +223,7 @@ fn kill_round(rt: &Runtime, dir: &Path, round: u64, rng: &mut Rng, acked: &mut A
 fn sigkill_while_waiting_loses_no_acknowledged_entry() {
     let rounds = rounds(8);
     each_backend(|rt, dir| {
-        let mut rng = Rng::seeded();
+        let mut rng = seeded();
         let mut acked = Acked::new();
         for round in 1..=rounds as u64 {
             kill_round(rt, dir, round, &mut rng, &mut acked);
@@ -253,7 +237,7 @@ fn sigkill_while_waiting_loses_no_acknowledged_entry() {
 fn power_loss_while_waiting_loses_no_acknowledged_entry() {
     let rounds = rounds(8);
     each_backend(|rt, dir| {
-        let mut rng = Rng::seeded();
+        let mut rng = seeded();
         let acked = Mutex::new(Acked::new());
         for round in 1..=rounds as u64 {
             let cfg = RuntimeConfig { backend: backend_choice(rt.backend().name()), fault_injection: true, ..Default::default() };

@@ -30,8 +30,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use common::{each_backend, fault_seed, pattern, transient_faults};
-use rio::{BackendChoice, CompletionFaults, CrashMode, Runtime, RuntimeConfig, Wal, WalConfig};
+use common::{backend_choice, each_backend, fault_seed, pattern, transient_faults, Dice as Rng};
+use rio::{CompletionFaults, CrashMode, Runtime, RuntimeConfig, Wal, WalConfig};
 
 const CHILD_ENV: &str = "RIO_WAL_CRASH_CHILD";
 const BACKEND_ENV: &str = "RIO_WAL_CRASH_BACKEND";
@@ -48,7 +48,7 @@ fn config() -> WalConfig {
 }
 
 fn rounds(default: u32) -> u32 {
-    std::env::var(ROUNDS_ENV).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    common::env_count(ROUNDS_ENV, default)
 }
 
 /// Who wrote an entry: it is encoded at the start of the payload, and the
@@ -84,20 +84,6 @@ impl Id {
     }
 }
 
-/// xorshift, seeded from the clock: each run explores other moments.
-struct Rng(u64);
-
-impl Rng {
-    fn new() -> Rng {
-        Rng(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64 | 1)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n.max(1)
-    }
-}
 
 /// What the writers report: acknowledged units and announced truncations.
 #[derive(Default)]
@@ -207,10 +193,6 @@ fn backend_name(rt: &Runtime) -> &'static str {
     rt.backend().name()
 }
 
-fn backend_choice(name: &str) -> BackendChoice {
-    if name == "io_uring" { BackendChoice::IoUring } else { BackendChoice::ThreadPool }
-}
-
 /// The child's body: append until killed.
 #[test]
 fn crash_child() {
@@ -298,7 +280,7 @@ fn kill_round(rt: &Runtime, dir: &Path, round: u32, rng: &mut Rng, reports: &mut
 /// SIGKILL rounds; `faults` gives the children's runtimes completion faults.
 fn sigkill_rounds(rounds: u32, faults: Option<CompletionFaults>) {
     each_backend(|rt, dir| {
-        let mut rng = Rng::new();
+        let mut rng = Rng::from_clock();
         let mut reports = Reports::default();
         let start = Instant::now();
         for round in 1..=rounds {
@@ -320,7 +302,7 @@ fn sigkill_rounds(rounds: u32, faults: Option<CompletionFaults>) {
 fn power_loss_rounds(rounds: u32, faults: Option<CompletionFaults>) -> u64 {
     let injected = AtomicU64::new(0);
     each_backend(|rt, dir| {
-        let mut rng = Rng::new();
+        let mut rng = Rng::from_clock();
         let reports = Mutex::new(Reports::default());
         for round in 1..=rounds {
             let faulty = Runtime::new(&RuntimeConfig {

@@ -120,3 +120,30 @@ pub fn run_child(name: &str) {
     assert!(out.status.success(), "{name} failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("CHILD-OK"), "{stdout}");
 }
+
+/// Crash tests: the count from variable `name` (e.g. rounds), else `default`.
+pub fn env_count(name: &str, default: u32) -> u32 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// Crash tests: the backend a child was told to use, by its name.
+pub fn backend_choice(name: &str) -> BackendChoice {
+    if name == "io_uring" { BackendChoice::IoUring } else { BackendChoice::ThreadPool }
+}
+
+/// Crash tests: xorshift dice for crash moments (seed it from the clock, or
+/// from a printed seed to replay a failure).
+pub struct Dice(pub u64);
+
+impl Dice {
+    pub fn from_clock() -> Dice {
+        Dice(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64 | 1)
+    }
+
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n.max(1)
+    }
+}
