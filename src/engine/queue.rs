@@ -31,7 +31,7 @@ use parking_lot::{Condvar, Mutex};
 use super::completion_faults::Injector;
 use super::fork::Owner;
 use super::pool::{Job, JobDone, Jobs};
-use super::uring::{completion_of, enter_with_faults, sqe_for};
+use super::uring::{completion_of, enter_with_faults, sqe_for, EARLY_SUBMIT};
 use super::{run_blocking_from, After, Engine, Limit, Op, OpKind, Progress};
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
@@ -394,6 +394,12 @@ impl<T> EngineQueue<T> {
             slot.started = Some(now);
             slot.progress = Progress::new(&slot.op);
             self.start(index);
+            // Handing the ops over in small groups keeps the device busy
+            // while the rest are prepared: one enter for a whole refill of
+            // 32 left random O_DIRECT reads at 0.7x fio (as in batches).
+            if self.prepared() >= EARLY_SUBMIT {
+                self.flush();
+            }
         }
         self.flush();
         if n > 0 {
@@ -430,6 +436,15 @@ impl<T> EngineQueue<T> {
         let pushed = unsafe { rs.ring.submission().push(&entry) };
         pushed.expect("the SQ holds at least depth entries");
         rs.in_sq.push_back(index);
+    }
+
+    /// Ops `start` prepared and `flush` has not handed over yet.
+    fn prepared(&self) -> usize {
+        match &*self.driver {
+            Driver::Ring(rs) => rs.in_sq.len(),
+            Driver::Pool(_) => self.starting.len(),
+            Driver::Inline(_) => 0,
+        }
     }
 
     /// Hands what `start` prepared to the kernel or the workers.

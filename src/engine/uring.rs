@@ -69,7 +69,8 @@ const LADDER: &[(&str, u32)] = &[
 /// being prepared. One enter for a whole 32-op batch let the device idle
 /// until the last SQE was built; submitting every 4 took random 4 KiB
 /// O_DIRECT QD32 reads from 0.83x to 1.08x fio (docs/benchmarks.md).
-const EARLY_SUBMIT: usize = 4;
+/// Queues start the ops of a submit the same way (docs/queues.md).
+pub(crate) const EARLY_SUBMIT: usize = 4;
 
 /// Opcodes without which the backend is not used.
 const REQUIRED: &[(u8, &str)] = &[
