@@ -19,23 +19,24 @@
 //! - Poisoning: a failed write or sync fails its whole batch with the
 //!   error, drops the queue and fails every waiter; every later append,
 //!   wait beyond the acknowledged seq, and sync fails with `EIO`.
-//! - Waking: every waiter parks on its own `Waiter` registered with the
-//!   seq it waits for; a finished batch wakes exactly the waiters it
-//!   satisfied, outside the lock, and they return without re-taking it
-//!   (docs/wal-design.md, "Waking").
+//! - Waking: every waiter registers a `Waiter` with the seq it waits for;
+//!   a finished batch sets the state of exactly the waiters it satisfied,
+//!   and one futex wake (`Bell`) outside the lock wakes the sleepers; the
+//!   satisfied ones return without re-taking it (docs/wal-design.md,
+//!   "Waking").
 //! - Syncs of the log's segments are serialized and re-check poisoning
 //!   afterwards: Linux reports a writeback error to one fdatasync only.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
-use std::thread::Thread;
 use std::time::{Duration, Instant};
 
 use parking_lot::MutexGuard;
 
 use super::format::{record_size, RecordHeader, MAX_SEQ, RECORD_HEADER_SIZE, SEAL_SIZE, SEGMENT_HEADER_SIZE};
 use super::metrics::WalMetrics;
+use super::bell::Bell;
 use super::recovery::{Recovered, SegmentMeta};
 use super::segment::Segment;
 use super::{Shared, WalConfig};
@@ -53,10 +54,9 @@ const LEAD: u8 = 3;
 /// How a leader tells one waiting thread about its seq. Lives on the
 /// waiter's stack in `wait_locked`; it is registered in `State::parked`
 /// while the thread sleeps, and whoever removes it from there (under the
-/// state lock) clones `thread`, sets the state and never touches it again.
+/// state lock) sets the state through the bell and never touches it again.
 struct Waiter {
     state: AtomicU8,
-    thread: Thread,
 }
 
 /// A registered waiter: the seq it waits for.
@@ -71,21 +71,16 @@ struct Parked {
 unsafe impl Send for Parked {}
 
 impl Parked {
-    /// Sets a final state and returns the thread to unpark (after the lock
-    /// is released).
+    /// Sets a final state; the bell wakes the waiter once rung (after the
+    /// lock is released).
     ///
     /// # Safety
     /// The waiter is still registered (just removed from `State::parked`).
-    unsafe fn signal(&self, state: u8) -> Thread {
-        // SAFETY: the waiter sleeps until the store below.
-        let thread = unsafe { (*self.waiter).thread.clone() };
-        unsafe { (*self.waiter).state.store(state, Ordering::Release) };
-        thread
+    unsafe fn signal(&self, bell: &Bell, state: u8) {
+        // SAFETY: the waiter waits until this store.
+        bell.signal(unsafe { &(*self.waiter).state }, state);
     }
 }
-
-/// How many others a waiter woken from a batch unparks before returning.
-const HELP_WAKE: usize = 2;
 
 /// One caller's entries (an append or an atomic batch), copied.
 pub(super) struct Unit {
@@ -324,7 +319,7 @@ impl State {
 
     /// Refuses all further writes, drops the queue and fails every waiter
     /// (their threads go to `wake`). The first cause is kept.
-    fn poison(&mut self, cause: Error, batch: Option<(u64, u64)>, metrics: &WalMetrics, wake: &mut Vec<Thread>) {
+    fn poison(&mut self, cause: Error, batch: Option<(u64, u64)>, metrics: &WalMetrics, bell: &Bell) {
         if self.poison.is_none() {
             metrics.poisoned.store(true, Ordering::Relaxed);
             // Deferred by the caller's `log::defer` scope: emitted once
@@ -337,7 +332,7 @@ impl State {
         self.pending_bytes = 0;
         for parked in self.parked.drain(..) {
             // SAFETY: just unregistered.
-            wake.push(unsafe { parked.signal(FAILED) });
+            unsafe { parked.signal(bell, FAILED) };
         }
     }
 
@@ -373,7 +368,8 @@ impl State {
 
     /// Publishes the outcome of a batch and signals the waiters it
     /// satisfied (all of them, failed, when it poisoned the log).
-    fn finish(&mut self, shared: &Shared, plan: &Plan, outcome: Result<Written>, wake: &mut Vec<Thread>) {
+    fn finish(&mut self, shared: &Shared, plan: &Plan, outcome: Result<Written>) {
+        let bell = &shared.bell;
         let metrics = &shared.metrics;
         self.pending_bytes = self.pending_bytes.saturating_sub(plan.bytes);
         self.last_batch_units = plan.units;
@@ -394,21 +390,21 @@ impl State {
                 self.acked_seq = plan.last_seq;
                 self.durable_seq = self.durable_seq.max(w.durable_seq);
                 shared.publish(self);
-                self.signal_done(wake);
+                self.signal_done(bell);
             }
-            Err(e) => self.poison(e, Some((plan.first_seq, plan.last_seq)), metrics, wake),
+            Err(e) => self.poison(e, Some((plan.first_seq, plan.last_seq)), metrics, bell),
         }
     }
 
     /// Signals (and unregisters) every waiter whose seq is acknowledged.
-    fn signal_done(&mut self, wake: &mut Vec<Thread>) {
+    fn signal_done(&mut self, bell: &Bell) {
         let acked = self.acked_seq;
         let mut i = 0;
         while i < self.parked.len() {
             if self.parked[i].seq <= acked {
                 let parked = self.parked.swap_remove(i);
                 // SAFETY: just unregistered.
-                wake.push(unsafe { parked.signal(DONE) });
+                unsafe { parked.signal(bell, DONE) };
             } else {
                 i += 1;
             }
@@ -450,16 +446,10 @@ impl Shared {
         self.durable.store(st.durable_seq, Ordering::Release);
     }
 
-    /// Unparks up to `most` threads from `wake` (filled under the state
-    /// lock). The leader empties it after releasing the lock; every waiter
-    /// it wakes unparks `HELP_WAKE` more before returning, so a batch's
-    /// waiters are woken by a growing tree of threads rather than one after
-    /// another.
-    pub(super) fn help_wake(&self, most: usize) {
-        for _ in 0..most {
-            let Some(thread) = self.wake.lock().pop() else { return };
-            thread.unpark();
-        }
+    /// Wakes the waiters signalled under the state lock; called once it
+    /// is released.
+    pub(super) fn wake_signalled(&self) {
+        self.bell.ring();
     }
 
     /// Queues one unit (copied) and returns its first seq with the lock
@@ -510,7 +500,7 @@ impl Shared {
     /// Waits until `seq` is acknowledged, leading group commits while it
     /// waits and no one else does.
     pub(super) fn wait_locked<'a>(&'a self, mut st: Guard<'a>, seq: u64, deadline: Option<Instant>) -> Result<()> {
-        let waiter = Waiter { state: AtomicU8::new(WAITING), thread: std::thread::current() };
+        let waiter = Waiter { state: AtomicU8::new(WAITING) };
         loop {
             // The lock is held here.
             if seq <= st.acked_seq {
@@ -529,18 +519,16 @@ impl Shared {
             // append, writes those units.
             if deadline.is_none() && !st.leader && !st.queue.is_empty() {
                 self.lead(&mut st);
-                MutexGuard::unlocked(&mut st, || self.help_wake(usize::MAX));
+                MutexGuard::unlocked(&mut st, || self.wake_signalled());
                 continue;
             }
             waiter.state.store(WAITING, Ordering::Relaxed);
             st.parked.push(Parked { seq, waiter: &waiter, may_lead: deadline.is_none() });
             drop(st);
-            self.help_wake(usize::MAX);
-            let state = park(&waiter, deadline);
+            self.wake_signalled();
+            let state = self.bell.sleep(&waiter.state, WAITING, deadline);
             if state == DONE {
-                // Whoever finished our batch hands leadership on; we help
-                // waking the rest of it.
-                self.help_wake(HELP_WAKE);
+                // Whoever finished our batch hands leadership on.
                 return Ok(());
             }
             st = self.state.lock();
@@ -562,7 +550,7 @@ impl Shared {
     fn leave(&self, mut st: Guard<'_>) {
         self.hand_off(&mut st);
         drop(st);
-        self.help_wake(usize::MAX);
+        self.wake_signalled();
     }
 
     /// A thread leaving `wait` with units still queued and nobody leading
@@ -582,9 +570,8 @@ impl Shared {
         let Some(i) = leaders.min_by_key(|&i| st.parked[i].seq) else { return };
         let parked = st.parked.swap_remove(i);
         st.lead_offered = true;
-        // SAFETY: just unregistered. `help_wake` pops from the end: this one goes first.
-        let thread = unsafe { parked.signal(LEAD) };
-        self.wake.lock().push(thread);
+        // SAFETY: just unregistered.
+        unsafe { parked.signal(&self.bell, LEAD) };
     }
 
     /// Waits until `bytes` more fit in `buffer_size` (or nothing is
@@ -597,7 +584,7 @@ impl Shared {
             }
             if !st.leader && !st.queue.is_empty() {
                 self.lead(st);
-                MutexGuard::unlocked(st, || self.help_wake(usize::MAX));
+                MutexGuard::unlocked(st, || self.wake_signalled());
                 continue;
             }
             st.space_waiters += 1;
@@ -610,8 +597,8 @@ impl Shared {
     }
 
     /// Runs one group commit from the queue; returns with the lock held and
-    /// the threads of the waiters it satisfied in `wake`, to be woken by
-    /// `help_wake` once the lock is released.
+    /// the waiters it satisfied signalled, to be woken by `wake_signalled`
+    /// once the lock is released.
     pub(super) fn lead(&self, st: &mut Guard<'_>) {
         st.leader = true;
         st.lead_offered = false;
@@ -631,7 +618,7 @@ impl Shared {
             scratch.release();
             outcome
         });
-        st.finish(self, &plan, outcome, &mut self.wake.lock());
+        st.finish(self, &plan, outcome);
         st.scratch = scratch;
         st.leader = false;
         if st.space_waiters > 0 || st.poison.is_some() {
@@ -677,6 +664,7 @@ impl Shared {
         } else {
             (plan.segment.clone(), plan.offset, plan.durable_seq)
         };
+        segment.zero_ahead(offset + plan.bytes, plan.bytes, self.cfg.segment_size).map_err(context)?;
         let iov = scratch.build(segment.salt, stamp);
         // SAFETY: the iovecs point into the scratch arena and its units'
         // payloads, all valid until this returns.
@@ -714,7 +702,7 @@ impl Shared {
                 Ok(())
             }
             Err(e) => {
-                st.poison(e.clone(), batch, &self.metrics, &mut self.wake.lock());
+                st.poison(e.clone(), batch, &self.metrics, &self.bell);
                 self.progress.notify_all();
                 Err(e)
             }
@@ -746,7 +734,7 @@ impl Shared {
         let (segment, target) = (st.active.clone(), st.acked_seq);
         drop(st);
         let result = self.datasync(&segment, None, Some(target));
-        self.help_wake(usize::MAX);
+        self.wake_signalled();
         result
     }
 
@@ -760,7 +748,7 @@ impl Shared {
                 let logs = crate::log::defer();
                 self.lead(&mut st);
                 MutexGuard::unlocked(&mut st, || {
-                    self.help_wake(usize::MAX);
+                    self.wake_signalled();
                     drop(logs);
                 });
                 continue;
@@ -770,27 +758,6 @@ impl Shared {
                 return;
             }
             self.work.wait(&mut st);
-        }
-    }
-}
-
-/// Sleeps until the waiter's state changes or `deadline` passes; returns
-/// the state (`WAITING` on timeout).
-fn park(waiter: &Waiter, deadline: Option<Instant>) -> u8 {
-    loop {
-        let state = waiter.state.load(Ordering::Acquire);
-        if state != WAITING {
-            return state;
-        }
-        match deadline {
-            None => std::thread::park(),
-            Some(d) => {
-                let now = Instant::now();
-                if now >= d {
-                    return WAITING;
-                }
-                std::thread::park_timeout(d - now);
-            }
         }
     }
 }

@@ -12,6 +12,7 @@
 //! docs/wal-design.md explains the decisions (durability, group commit,
 //! recovery rules).
 
+mod bell;
 mod cursor;
 mod format;
 mod group_commit;
@@ -134,9 +135,9 @@ pub(crate) struct Shared {
     joined: Condvar,
     /// The flusher waits here for units nobody leads.
     work: Condvar,
-    /// Waiters whose seq a leader acknowledged (or poisoning failed), to be
-    /// unparked outside the state lock (`help_wake`).
-    wake: Mutex<Vec<std::thread::Thread>>,
+    /// Waiters sleep on it; whoever signals one rings it outside the state
+    /// lock (`wake_signalled`).
+    bell: bell::Bell,
     /// Held across every fdatasync of a segment (see `Shared::datasync`).
     syncing: Mutex<()>,
     /// Serializes removals of segment files with readers opening them.
@@ -221,7 +222,7 @@ impl Wal {
             progress: Condvar::new(),
             joined: Condvar::new(),
             work: Condvar::new(),
-            wake: Mutex::new(Vec::new()),
+            bell: bell::Bell::new(),
             syncing: Mutex::new(()),
             files: Mutex::new(()),
             metrics,

@@ -7,7 +7,9 @@
 //! engine has no op for them.
 
 use std::ffi::CString;
+use std::io::IoSlice;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -32,7 +34,21 @@ pub(crate) struct Segment {
     pub salt: u64,
     pub path: PathBuf,
     pub file: DiskFile,
+    /// Bytes of the file up to which `zero_ahead` has written zeros (or
+    /// records were written) in this process: written extents, not
+    /// fallocate's unwritten ones.
+    zeroed_to: AtomicU64,
 }
+
+/// How far `zero_ahead` writes zeros past the records, at a time.
+const ZERO_AHEAD: u64 = 1 << 20;
+
+/// Batches up to this size get zeros written ahead of them (see
+/// `zero_ahead`); larger ones amortize the extent conversion themselves.
+const SMALL_BATCH: u64 = 16 << 10;
+
+/// One page of zeros, referenced by every iovec of a zero-fill.
+static ZERO_PAGE: [u8; 4096] = [0; 4096];
 
 fn io_error(e: std::io::Error, what: impl std::fmt::Display) -> Error {
     Error::from_io(e, what)
@@ -199,7 +215,7 @@ impl Segment {
         // Reopened under its final name, which error messages then show.
         let file = DiskFile::open(rt, &path, open_flags::READ | open_flags::WRITE, 0)?;
         tracing::debug!(path = %path.display(), first_seq, "segment created");
-        Ok(Segment { first_seq, salt: header.salt, path, file })
+        Ok(Segment { first_seq, salt: header.salt, path, file, zeroed_to: AtomicU64::new(0) })
     }
 
     /// Opens an existing segment and verifies its header against its name.
@@ -213,7 +229,7 @@ impl Segment {
         if header.first_seq != name_seq {
             return Err(corrupt(format!("header says first seq {} but the file name says {name_seq}", header.first_seq)));
         }
-        Ok(Segment { first_seq: header.first_seq, salt: header.salt, path: path.to_path_buf(), file })
+        Ok(Segment { first_seq: header.first_seq, salt: header.salt, path: path.to_path_buf(), file, zeroed_to: AtomicU64::new(0) })
     }
 
     /// Writes the seal record at `at`: this segment is complete and the
@@ -223,11 +239,40 @@ impl Segment {
         self.file.write_at(&seal, at).map(drop)
     }
 
+    /// Before a small batch of records ending at `end` is written: keeps
+    /// the next `ZERO_AHEAD` bytes after it (up to `limit`, the
+    /// preallocated size) written with zeros. fdatasync after a write into
+    /// fallocate'd, *unwritten* extents also writes the extent conversion
+    /// (a second device write); into written zeros it is one data write
+    /// (docs/wal-design.md, "Zeros ahead of the records"). The zeros go
+    /// only past the records (never over one), over bytes that already
+    /// read as zeros, so a torn zero-fill changes nothing; the batch's own
+    /// fdatasync makes them durable. The leader is the only caller (writes
+    /// are serialized).
+    pub fn zero_ahead(&self, end: u64, batch_bytes: u64, limit: u64) -> Result<()> {
+        let zeroed = self.zeroed_to.load(Ordering::Relaxed);
+        if batch_bytes > SMALL_BATCH || end + ZERO_AHEAD / 2 <= zeroed || end >= limit {
+            return Ok(());
+        }
+        let from = zeroed.max(end);
+        let to = (from + ZERO_AHEAD).min(limit);
+        let pages = (to - from).div_ceil(ZERO_PAGE.len() as u64) as usize;
+        let mut iov: Vec<IoSlice<'_>> = vec![IoSlice::new(&ZERO_PAGE); pages];
+        if let Some(last) = iov.last_mut() {
+            let tail = (to - from) as usize - (pages - 1) * ZERO_PAGE.len();
+            *last = IoSlice::new(&ZERO_PAGE[..tail]);
+        }
+        self.file.writev_at(&iov, from)?;
+        self.zeroed_to.store(to, Ordering::Relaxed);
+        Ok(())
+    }
+
     /// Cuts the file at `at` and preallocates it back to `size`: whatever
     /// followed `at` (a torn tail) reads as zeros afterwards. Fsynced.
     pub fn cut(&self, at: u64, size: u64) -> Result<()> {
         self.file.truncate(at)?;
         preallocate(&self.file, at, size)?;
+        self.zeroed_to.fetch_min(at, Ordering::Relaxed);
         self.file.sync()
     }
 }
