@@ -1,8 +1,12 @@
 /* fork(): a child keeps using the runtime and files it inherited while 8
  * parent threads have rings and large O_DIRECT reads in flight and 4 more
  * append to a WAL; both backends, many rounds (RIO_FORK_ROUNDS; `make
- * stress` runs hundreds). The child never touches the WAL (it belongs to
- * the parent); the parent reads every appended entry back at the end.
+ * stress` runs hundreds). The child never touches the parent's WAL (it
+ * belongs to the parent); the parent reads every appended entry back at
+ * the end. The child opens a WAL and a queue of its own and uses them from
+ * 4 threads: their locks must not be the parent's, inherited mid-use from
+ * a thread that was parked or waking at the fork (parking_lot's global
+ * parking table was).
  *
  * The child reads, writes and batches (buffered and O_DIRECT) and checks
  * the data. Its reads go into "canary" buffers that exist at the same
@@ -154,6 +158,80 @@ static void check_wal_entries(void) {
         CHECK_EQ(next[k], appended[k]);
 }
 
+#define CHILD_APPENDS 8
+static long long now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static rio_wal_t *child_wal;
+
+/* A child thread: blocking appends (even t) or async appends then one wait
+ * (odd t), and a queue of its own kept 4 deep with O_DIRECT reads. */
+static void *child_thread(void *arg) {
+    intptr_t t = (intptr_t)arg;
+    unsigned char buf[400];
+    uint64_t seq = 0;
+    for (uint64_t i = 0; i < CHILD_APPENDS; i++) {
+        size_t len = wal_entry(buf, (uint64_t)t, i);
+        int rc = t % 2 ? rio_wal_append_async(child_wal, buf, len, &seq) : rio_wal_append(child_wal, buf, len, &seq);
+        if (rc != 0)
+            return (void *)1;
+    }
+    if (t % 2 && rio_wal_wait(child_wal, seq, -1) != 0)
+        return (void *)1;
+    rio_queue_t *q = NULL;
+    if (rio_queue_open(rt, 4, &q) != 0)
+        return (void *)1;
+    unsigned char *bufs[4];
+    rio_op_t ops[4], done[4];
+    for (int i = 0; i < 4; i++) {
+        bufs[i] = rio_buf_alloc(4096);
+        ops[i] = op(RIO_OP_READ, direct, bufs[i], 4096, (uint64_t)((t + i) % DIRECT_BLOCKS) * BIG);
+    }
+    int ok = rio_queue_push(q, ops, 4) == 4 && rio_queue_submit(q) >= 0;
+    for (int got = 0; ok && got < 4;) {
+        int n = rio_queue_reap(q, done, 4, 1, -1);
+        ok = n > 0;
+        for (int k = 0; ok && k < n; k++)
+            ok = done[k].result == 4096 && check_verify(done[k].buf, 4096, 77, done[k].offset);
+        got += n > 0 ? n : 0;
+    }
+    ok = rio_queue_close(q) == 0 && ok;
+    for (int i = 0; i < 4; i++)
+        rio_buf_free(bufs[i]);
+    return ok ? NULL : (void *)1;
+}
+
+/* The child's own WAL and queues, used from 4 threads, then replayed. */
+static int child_wal_ok(int round) {
+    char wal_dir[512];
+    snprintf(wal_dir, sizeof wal_dir, "%s/%s-child-wal-%d", dir, check_ctx, round);
+    if (rio_wal_open(rt, wal_dir, NULL, &child_wal) != 0)
+        return 0;
+    pthread_t threads[4];
+    int ok = 1;
+    for (intptr_t t = 0; t < 4; t++)
+        ok = pthread_create(&threads[t], NULL, child_thread, (void *)t) == 0 && ok;
+    for (int t = 0; t < 4; t++) {
+        void *failed = NULL;
+        pthread_join(threads[t], &failed);
+        ok = ok && failed == NULL;
+    }
+    rio_wal_reader_t *r = NULL;
+    uint64_t seq, count = 0;
+    const uint8_t *data;
+    size_t len;
+    ok = ok && rio_wal_reader_open(child_wal, 1, &r) == 0;
+    while (ok && rio_wal_reader_next(r, &seq, &data, &len) == 1)
+        count++;
+    if (r)
+        rio_wal_reader_close(r);
+    ok = ok && count == 4 * CHILD_APPENDS;
+    return rio_wal_close(child_wal) == 0 && ok;
+}
+
 /* The child's work on the inherited runtime; its exit status. */
 static int child_work(int round) {
     unsigned char *bufs[4];
@@ -161,7 +239,7 @@ static int child_work(int round) {
         bufs[i] = rio_buf_alloc(BIG);
     char name[32];
     snprintf(name, sizeof name, "child-%d", round);
-    int ok = file_io_ok(name, 1000 + (uint64_t)round, canary) && direct_reads_ok(round, 4, bufs);
+    int ok = file_io_ok(name, 1000 + (uint64_t)round, canary) && direct_reads_ok(round, 4, bufs) && child_wal_ok(round);
     rio_metrics_t m;
     m.struct_size = sizeof m;
     ok = ok && rio_runtime_metrics(rt, &m) == 0 && m.ops_in_flight == 0;
@@ -170,11 +248,6 @@ static int child_work(int round) {
     return ok ? 0 : 1;
 }
 
-static long long now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Waits for the child; a child still running at the deadline is hung. */
 static int wait_child(pid_t pid) {

@@ -84,7 +84,7 @@ pub(crate) struct RuntimeInner {
     faults: Option<Arc<FaultBackend>>,
     completion_faults: Option<Arc<Injector>>,
     /// WALs opened on this runtime, for the Prometheus exposition.
-    wals: parking_lot::Mutex<Vec<std::sync::Weak<WalMetrics>>>,
+    wals: crate::engine::sync::Mutex<Vec<std::sync::Weak<WalMetrics>>>,
 }
 
 /// Controls a runtime opened with `fault_injection`: rules that fail,

@@ -26,7 +26,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use io_uring::{types, IoUring};
-use parking_lot::{Condvar, Mutex};
+use super::sync::{Condvar, Mutex};
 
 use super::completion_faults::Injector;
 use super::fork::Owner;

@@ -4,7 +4,7 @@
 use std::ffi::{c_char, c_int, c_void};
 use std::mem::offset_of;
 
-use parking_lot::Mutex;
+use crate::engine::sync::Mutex;
 
 use super::runtime::rio_runtime_t;
 use super::{c_path, check_c_bool, check_null, fail, ffi_boundary, finish, read_versioned};

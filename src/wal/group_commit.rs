@@ -32,7 +32,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use parking_lot::MutexGuard;
+use crate::engine::sync::MutexGuard;
 
 use super::format::{record_size, RecordHeader, MAX_SEQ, RECORD_HEADER_SIZE, SEAL_SIZE, SEGMENT_HEADER_SIZE};
 use super::metrics::WalMetrics;
@@ -636,7 +636,7 @@ impl Shared {
         let deadline = Instant::now() + Duration::from_micros(self.cfg.flush_timeout_us as u64);
         while self.should_gather(st) {
             st.leader_waiting = true;
-            let timed_out = self.joined.wait_until(st, deadline).timed_out();
+            let timed_out = self.joined.wait_until(st, deadline);
             st.leader_waiting = false;
             if timed_out {
                 break;

@@ -28,7 +28,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use parking_lot::{Condvar, Mutex};
+use crate::engine::sync::{Condvar, Mutex};
 
 pub use format::MAX_ENTRY;
 pub use group_commit::WalStats;
