@@ -115,9 +115,14 @@ impl Shared {
 impl JobDone for Shared {
     fn job_done(&self, index: u32) {
         self.limit.release(1);
-        self.done.lock().push(index);
-        self.done_signal.notify_one();
+        // Signalled under the lock that the owner drains and collects
+        // under: the fd never shows readable for a completion the owner
+        // already took, and never misses one it has not.
+        let mut done = self.done.lock();
+        done.push(index);
         self.signal();
+        drop(done);
+        self.done_signal.notify_one();
     }
 }
 
@@ -348,10 +353,7 @@ impl<T> EngineQueue<T> {
     fn wait_complete(&mut self, min: usize, timeout: Option<Duration>) -> Result<()> {
         let deadline = timeout.map(|t| Instant::now() + t);
         loop {
-            if self.fd_exposed {
-                self.shared.drain_signal();
-            }
-            self.collect();
+            self.collect_draining(true);
             self.start_deferred();
             if self.complete.len() >= min {
                 return Ok(());
@@ -510,8 +512,19 @@ impl<T> EngineQueue<T> {
 
     /// Moves finished ops to `complete`, continuing short transfers.
     fn collect(&mut self) {
+        self.collect_draining(false)
+    }
+
+    /// `collect`, first draining the fd when `drain` and it was handed out
+    /// (a reap, which then re-signals what it leaves): a completion posted
+    /// after the drain is either collected here or signals again.
+    fn collect_draining(&mut self, drain: bool) {
+        let drain = drain && self.fd_exposed;
         match &mut *self.driver {
             Driver::Ring(rs) => {
+                if drain {
+                    self.shared.drain_signal();
+                }
                 let mut cqes = std::mem::take(&mut self.cqes);
                 cqes.extend(rs.ring.completion().map(|c| completion_of(&c)));
                 rs.in_kernel -= cqes.len();
@@ -525,7 +538,12 @@ impl<T> EngineQueue<T> {
                 }
             }
             Driver::Pool(_) => {
-                let finished = std::mem::take(&mut *self.shared.done.lock());
+                let mut done = self.shared.done.lock();
+                if drain {
+                    self.shared.drain_signal();
+                }
+                let finished = std::mem::take(&mut *done);
+                drop(done);
                 for index in finished {
                     self.finish(index, false);
                 }
