@@ -7,9 +7,11 @@
 # `bench-smoke` (part of `make test`) runs it tiny, so the tool cannot rot.
 
 BENCH_ARGS ?=
-BENCH_CARGO := $(CARGO) bench --bench compare --quiet
+# The Python row runs in the project's .venv (mk/python.mk), where aiofiles,
+# one of its peers, is installed.
+BENCH_CARGO = RIO_BENCH_PYTHON=$(VENV_PY) $(CARGO) bench --bench compare --quiet
 
-.PHONY: bench-fio bench-smoke
+.PHONY: bench-fio bench-aiofiles bench-smoke
 
 # fio is the practical-limit peer. Install it where we can (root, apt); if
 # that fails the run goes on and reports fio as absent, it never hides it.
@@ -25,11 +27,18 @@ bench-fio:
 		fi; \
 	fi
 
-bench: bench-fio lib
+# aiofiles is the Python asyncio row's peer from PyPI; if it cannot be
+# installed the run reports it as absent.
+bench-aiofiles: $(VENV_PY)
+	@$(VENV_PY) -c 'import aiofiles' 2>/dev/null || \
+		$(VENV_PY) -m pip install -q --disable-pip-version-check aiofiles || \
+		echo "bench: could not install aiofiles; it will be reported as absent"
+
+bench: bench-fio bench-aiofiles lib
 	$(BENCH_CARGO) -- $(BENCH_ARGS)
 
 # Tiny sizes, one short repetition, its own output dir; fio used if present.
-bench-smoke: lib
+bench-smoke: bench-aiofiles lib
 	$(BENCH_CARGO) -- --quick --reps 1 --duration 30ms --file-size 8M --cache-size 4M \
 		--seed-mib 4 --wal-threads 1,4 --out bench-results/smoke --dir bench-results/smoke/scratch
 	@test -s bench-results/smoke/results.json && test -s bench-results/smoke/chart.svg && \

@@ -93,8 +93,9 @@ pub const RIO_QUEUE_POOL: &str = "rio-queue-pool";
 pub const RIO_BATCH: &str = "rio-batch";
 pub const PY_ASYNCIO: &str = "py-asyncio";
 pub const PY_EXECUTOR: &str = "py-executor";
+pub const PY_AIOFILES: &str = "py-aiofiles";
 pub const GO_GOROUTINES: &str = "go-goroutines";
-pub const QUEUE_PEERS: [&str; 6] = [RIO_QUEUE, RIO_QUEUE_POOL, RIO_BATCH, GO_GOROUTINES, PY_ASYNCIO, PY_EXECUTOR];
+pub const QUEUE_PEERS: [&str; 7] = [RIO_QUEUE, RIO_QUEUE_POOL, RIO_BATCH, GO_GOROUTINES, PY_ASYNCIO, PY_EXECUTOR, PY_AIOFILES];
 
 pub fn peer_title(p: &str) -> &'static str {
     match p {
@@ -109,6 +110,7 @@ pub fn peer_title(p: &str) -> &'static str {
         GO_GOROUTINES => "Go: 32 goroutines × File.ReadAt/WriteAt",
         PY_ASYNCIO => "Python AsyncFile",
         PY_EXECUTOR => "Python run_in_executor(os.preadv)",
+        PY_AIOFILES => "Python aiofiles (seek + readinto)",
         _ => "?",
     }
 }

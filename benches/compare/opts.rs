@@ -11,7 +11,7 @@ usage: cargo bench --bench compare -- [options]      (or: make bench BENCH_ARGS=
   --workloads LIST      comma-separated workload ids or prefixes, or groups:
                         seed, objects, direct, cached, files, wal, queue, all (default all); see --list
   --peers LIST          rio-uring,rio-pool,std,tokio,fio, and for the queue rows
-                        rio-queue,rio-queue-pool,rio-batch,go-goroutines,py-asyncio,py-executor (default: all)
+                        rio-queue,rio-queue-pool,rio-batch,go-goroutines,py-asyncio,py-executor,py-aiofiles (default: all)
   --duration D          length of each timed run: 500ms, 1s, 2.5s (default 500ms)
   --reps N              repetitions per peer and workload; medians are reported (default 5)
   --file-size SIZE      O_DIRECT data file (default 1G; K/M/G suffixes)

@@ -3,7 +3,8 @@
 //! same iodepth and to the synchronous API's batch-then-drain; CPU per op
 //! (getrusage user+sys) against fio's own usr+sys; queue depth scaling; and
 //! Python asyncio (`rio.AsyncFile`, 32 tasks) against what aiofiles does per
-//! call (`loop.run_in_executor(None, os.preadv, ...)`).
+//! call (`loop.run_in_executor(None, os.preadv, ...)`) and against aiofiles
+//! itself (a file per task: `await f.seek(off)`, `await f.readinto(buf)`).
 
 use std::path::Path;
 use std::process::Command;
@@ -17,7 +18,7 @@ use crate::files::{
 };
 use crate::opts::Opts;
 use crate::{
-    run_interleaved, Metric, Results, Sample, Unit, Workload, FIO, GO_GOROUTINES, PY_ASYNCIO, PY_EXECUTOR, RIO_BATCH,
+    run_interleaved, Metric, Results, Sample, Unit, Workload, FIO, GO_GOROUTINES, PY_AIOFILES, PY_ASYNCIO, PY_EXECUTOR, RIO_BATCH,
     RIO_QUEUE, RIO_QUEUE_POOL,
 };
 
@@ -71,7 +72,7 @@ fn all(opts: &Opts) -> Vec<QueueWorkload> {
             group: "queue",
             title: format!("Python asyncio: {PY_TASKS} tasks, O_DIRECT 4 KiB random reads"),
             metric: Metric::Iops,
-            about: format!("{PY_TASKS} asyncio tasks each awaiting random 4 KiB O_DIRECT reads on one file: rio.AsyncFile (one queue, fd watched by the loop) against loop.run_in_executor(None, os.preadv, ...) on the default executor (what aiofiles does per call)."),
+            about: format!("{PY_TASKS} asyncio tasks each awaiting random 4 KiB O_DIRECT reads on one file: rio.AsyncFile (one queue, fd watched by the loop) against loop.run_in_executor(None, os.preadv, ...) on the default executor (what aiofiles does per call) and against aiofiles itself (an O_DIRECT file per task, unbuffered: await seek, await readinto, two executor hops per read)."),
         },
         kind: Kind::Python,
     });
@@ -137,7 +138,7 @@ fn rio_queue_io(rt: &Runtime, path: &Path, spec: &IoSpec, dur: Duration) -> Resu
     Ok(Sample { ops, bytes: ops * spec.bs as u64, secs, ..Default::default() })
 }
 
-/// The Python row's program: argv = path, mode (asyncio|executor), tasks, seconds, file size.
+/// The Python row's program: argv = path, mode (asyncio|executor|aiofiles), tasks, seconds, file size.
 const PY_BENCH: &str = r#"
 import asyncio, json, mmap, os, random, sys, time
 import rio
@@ -156,6 +157,17 @@ async def main():
                 n = await f.readinto_at(buf, rnd.randrange(blocks) * 4096)
                 assert n == 4096
                 count[0] += 1
+    elif mode == "aiofiles":
+        import aiofiles
+        direct = lambda p, flags: os.open(p, flags | os.O_DIRECT)
+        async def task(seed):
+            rnd, buf = random.Random(seed), mmap.mmap(-1, 4096)
+            async with aiofiles.open(path, "rb", buffering=0, opener=direct) as af:
+                while time.perf_counter() < deadline:
+                    await af.seek(rnd.randrange(blocks) * 4096)
+                    n = await af.readinto(buf)
+                    assert n == 4096
+                    count[0] += 1
     else:
         fd = os.open(path, os.O_RDONLY | os.O_DIRECT)
         async def task(seed):
@@ -176,7 +188,7 @@ asyncio.run(main())
 fn python_io(mode: &str, path: &Path, file_size: u64, dur: Duration) -> Result<Sample, String> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let lib = root.join("target/release/librio.so");
-    let out = Command::new("python3")
+    let out = Command::new(python())
         .arg("-c")
         .arg(PY_BENCH)
         .arg(path)
@@ -312,12 +324,24 @@ fn json_sample(text: &str, bs: u64) -> Result<Sample, String> {
     Ok(Sample { ops, bytes: ops * bs, secs: v["secs"].as_f64().ok_or("helper JSON lacks secs")?, ..Default::default() })
 }
 
-fn python_available() -> Result<(), String> {
-    match Command::new("python3").arg("-c").arg("import asyncio, mmap").output() {
+/// The interpreter of the Python row: `RIO_BENCH_PYTHON` (`make bench`
+/// sets the project's .venv, where it installs aiofiles), else python3.
+fn python() -> String {
+    std::env::var("RIO_BENCH_PYTHON").ok().filter(|p| !p.is_empty()).unwrap_or_else(|| "python3".into())
+}
+
+/// Whether `python()` can import `modules`.
+fn python_imports(modules: &str) -> Result<(), String> {
+    let py = python();
+    match Command::new(&py).arg("-c").arg(format!("import {modules}")).output() {
         Ok(o) if o.status.success() => Ok(()),
-        Ok(o) => Err(format!("python3 cannot run: {}", String::from_utf8_lossy(&o.stderr).trim())),
-        Err(e) => Err(format!("no python3: {e}")),
+        Ok(o) => Err(format!("{py} cannot import {modules}: {}", String::from_utf8_lossy(&o.stderr).trim())),
+        Err(e) => Err(format!("no {py}: {e}")),
     }
+}
+
+fn python_available() -> Result<(), String> {
+    python_imports("asyncio, mmap")
 }
 
 type RunFn<'a> = Box<dyn FnMut(Duration) -> Result<Sample, String> + 'a>;
@@ -385,6 +409,13 @@ pub fn run_all(opts: &Opts, env: &Env, res: &mut Results) {
                     let size = opts.file_size;
                     units.push(unit(&id, PY_ASYNCIO, Box::new(move |d| with_cpu(libc::RUSAGE_CHILDREN, || python_io("asyncio", &p1, size, d)))));
                     units.push(unit(&id, PY_EXECUTOR, Box::new(move |d| with_cpu(libc::RUSAGE_CHILDREN, || python_io("executor", &p2, size, d)))));
+                    match python_imports("aiofiles") {
+                        Ok(()) => {
+                            let p3 = path.clone();
+                            units.push(unit(&id, PY_AIOFILES, Box::new(move |d| with_cpu(libc::RUSAGE_CHILDREN, || python_io("aiofiles", &p3, size, d)))));
+                        }
+                        Err(why) => res.note(&w.id, PY_AIOFILES, format!("absent: {why} (make bench installs it into .venv)")),
+                    }
                 }
                 Err(why) => {
                     res.note(&w.id, PY_ASYNCIO, why.clone());

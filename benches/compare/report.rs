@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use crate::opts::Opts;
 use crate::sys::Machine;
 use crate::{
-    peer_title, wal, Metric, Results, ALL_PEERS, FIO, GO_GOROUTINES, PY_ASYNCIO, PY_EXECUTOR, QUEUE_PEERS, RIO_BATCH, RIO_POOL, RIO_QUEUE,
+    peer_title, wal, Metric, Results, ALL_PEERS, FIO, GO_GOROUTINES, PY_AIOFILES, PY_ASYNCIO, PY_EXECUTOR, QUEUE_PEERS, RIO_BATCH, RIO_POOL, RIO_QUEUE,
     RIO_QUEUE_POOL, RIO_URING, STD, TOKIO,
 };
 
@@ -136,20 +136,23 @@ impl Report<'_> {
             let _ = writeln!(s);
             let _ = writeln!(
                 s,
-                "| Python asyncio workload (IOPS) | rio.AsyncFile | run_in_executor(os.preadv) | AsyncFile/executor | CPU µs/op AsyncFile | CPU µs/op executor | CPU executor/AsyncFile | spread |"
+                "| Python asyncio workload (IOPS) | rio.AsyncFile | run_in_executor(os.preadv) | aiofiles | AsyncFile/executor | AsyncFile/aiofiles | CPU µs/op AsyncFile | CPU µs/op executor | CPU µs/op aiofiles | CPU executor/AsyncFile | spread |"
             );
-            let _ = writeln!(s, "|---|--:|--:|--:|--:|--:|--:|--:|");
+            let _ = writeln!(s, "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
             let _ = writeln!(
                 s,
-                "| {} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 w.title,
                 self.cell(&w.id, PY_ASYNCIO),
                 self.cell(&w.id, PY_EXECUTOR),
+                self.cell(&w.id, PY_AIOFILES),
                 show_ratio(ratio(self.res.median(&w.id, PY_ASYNCIO), self.res.median(&w.id, PY_EXECUTOR))),
+                show_ratio(ratio(self.res.median(&w.id, PY_ASYNCIO), self.res.median(&w.id, PY_AIOFILES))),
                 self.show_cpu(&w.id, PY_ASYNCIO),
                 self.show_cpu(&w.id, PY_EXECUTOR),
+                self.show_cpu(&w.id, PY_AIOFILES),
                 show_ratio(ratio(self.cpu_per_op(&w.id, PY_EXECUTOR), self.cpu_per_op(&w.id, PY_ASYNCIO))),
-                show_spread(self.spread(&w.id, &[PY_ASYNCIO, PY_EXECUTOR]))
+                show_spread(self.spread(&w.id, &[PY_ASYNCIO, PY_EXECUTOR, PY_AIOFILES]))
             );
         }
     }
@@ -180,6 +183,7 @@ impl Report<'_> {
         vs("queue O_DIRECT rand read 4 KiB kept 32 deep: queue / fio", "queue-randread-4k-qd32", RIO_QUEUE, FIO, 1.0);
         vs("queue O_DIRECT rand write 4 KiB kept 32 deep: queue / fio", "queue-randwrite-4k-qd32", RIO_QUEUE, FIO, 1.0);
         vs("Python asyncio 32 tasks: AsyncFile / run_in_executor(os.preadv)", "queue-python-asyncio-32", PY_ASYNCIO, PY_EXECUTOR, 3.0);
+        vs("Python asyncio 32 tasks: AsyncFile / aiofiles", "queue-python-asyncio-32", PY_ASYNCIO, PY_AIOFILES, 3.0);
         // Per-op cost ratio is the inverse of the rate ratio.
         {
             let w = "cached-rand-read-4k-qd1";
@@ -424,7 +428,7 @@ impl Report<'_> {
                         ratios.insert(format!("rio-uring/{p}"), json!(x));
                     }
                 }
-                for (a, b) in [(RIO_QUEUE, FIO), (RIO_QUEUE, RIO_BATCH), (RIO_QUEUE, GO_GOROUTINES), (PY_ASYNCIO, PY_EXECUTOR)] {
+                for (a, b) in [(RIO_QUEUE, FIO), (RIO_QUEUE, RIO_BATCH), (RIO_QUEUE, GO_GOROUTINES), (PY_ASYNCIO, PY_EXECUTOR), (PY_ASYNCIO, PY_AIOFILES)] {
                     if let Some(x) = ratio(r.median(&w.id, a), r.median(&w.id, b)) {
                         ratios.insert(format!("{a}/{b}"), json!(x));
                     }
