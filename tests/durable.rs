@@ -8,8 +8,7 @@
 mod common;
 
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
 use common::*;
 use rio::{open_flags::*, AlignedBuf, BackendChoice, CrashMode, DiskFile, FaultAction, FaultRule, OpCode, Runtime, RuntimeConfig};
@@ -299,24 +298,3 @@ fn ramfs_falls_back_to_the_page_cache() {
     });
 }
 
-/// A ramfs mounted on a temporary directory, unmounted on drop.
-struct Ramfs(PathBuf, #[allow(dead_code)] tempfile::TempDir);
-
-impl Ramfs {
-    fn mount() -> Option<Ramfs> {
-        if unsafe { libc::geteuid() } != 0 {
-            eprintln!("SKIP: mounting ramfs needs root");
-            return None;
-        }
-        let dir = tempfile::tempdir().unwrap();
-        let ok = Command::new("mount").args(["-t", "ramfs", "ramfs"]).arg(dir.path()).status().unwrap().success();
-        assert!(ok, "mount -t ramfs failed");
-        Some(Ramfs(dir.path().to_path_buf(), dir))
-    }
-}
-
-impl Drop for Ramfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.0).status();
-    }
-}

@@ -2,7 +2,8 @@
 //! "Zeros ahead of the records"): after small appends, the extents past the
 //! records are written, not fallocate's unwritten ones (FIEMAP says which),
 //! the zeros never reach a record, and large batches get no zeros (they
-//! would double the bytes written). Both backends, on the test directory's
+//! would double the bytes written), and where fallocate is missing (ramfs)
+//! no zeros grow the file. Both backends, on the test directory's
 //! filesystem (ext4 here; FIEMAP must work on it).
 
 mod common;
@@ -10,7 +11,7 @@ mod common;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
-use common::{each_backend, pattern};
+use common::{each_backend, pattern, Ramfs};
 use rio::{Wal, WalConfig};
 
 const FIEMAP_EXTENT_UNWRITTEN: u32 = 0x800;
@@ -127,6 +128,27 @@ fn large_batches_get_no_zeros_ahead() {
         wal.append(&entry).unwrap();
         let segment = only_segment(dir);
         assert!(!written(&segment, 256 << 10, 1 << 20), "no zeros past a 64 KiB batch: {:?}", extents(&segment, 64 << 20));
+        wal.close().unwrap();
+    });
+}
+
+/// ramfs has no fallocate: the segment is as long as its records, and
+/// zeros ahead must not make it longer.
+#[test]
+fn without_fallocate_no_zeros_grow_the_segment() {
+    let Some(ramfs) = Ramfs::mount() else { return };
+    each_backend(|rt, _| {
+        let dir = ramfs.0.join(format!("log-{:?}", rt.backend()));
+        let wal = Wal::open(rt, &dir, WalConfig::default()).unwrap();
+        for i in 1..=20u64 {
+            wal.append(&pattern(128, i)).unwrap();
+        }
+        let size = std::fs::metadata(only_segment(&dir)).unwrap().len();
+        assert!(size < 8192, "the segment holds 20 records of 128 B in {size} bytes, no zeros past them");
+        let mut reader = wal.reader(1).unwrap();
+        for i in 1..=20u64 {
+            assert_eq!(reader.next().unwrap().map(|(s, d)| (s, d.to_vec())), Some((i, pattern(128, i))));
+        }
         wal.close().unwrap();
     });
 }

@@ -251,11 +251,19 @@ impl Segment {
     /// are serialized).
     pub fn zero_ahead(&self, end: u64, batch_bytes: u64, limit: u64) -> Result<()> {
         let zeroed = self.zeroed_to.load(Ordering::Relaxed);
-        if batch_bytes > SMALL_BATCH || end + ZERO_AHEAD / 2 <= zeroed || end >= limit {
+        if batch_bytes > SMALL_BATCH || end.saturating_add(ZERO_AHEAD / 2) <= zeroed || end >= limit {
             return Ok(());
         }
         let from = zeroed.max(end);
-        let to = (from + ZERO_AHEAD).min(limit);
+        // Only inside the file: where fallocate is missing (ramfs, some
+        // FUSE filesystems) the file is as long as its records, and zeros
+        // past it would grow it (and could fail with ENOSPC where the
+        // records alone fit). Such a segment is never zeroed.
+        let to = (from + ZERO_AHEAD).min(limit).min(self.file.size()?);
+        if to <= from {
+            self.zeroed_to.store(u64::MAX, Ordering::Relaxed);
+            return Ok(());
+        }
         let pages = (to - from).div_ceil(ZERO_PAGE.len() as u64) as usize;
         let mut iov: Vec<IoSlice<'_>> = vec![IoSlice::new(&ZERO_PAGE); pages];
         if let Some(last) = iov.last_mut() {

@@ -147,3 +147,27 @@ impl Dice {
         self.0 % n.max(1)
     }
 }
+
+/// A ramfs mounted on a temporary directory (root only): a filesystem
+/// without O_DIRECT and without fallocate. Unmounted on drop.
+pub struct Ramfs(pub std::path::PathBuf, #[allow(dead_code)] tempfile::TempDir);
+
+impl Ramfs {
+    /// None (with a SKIP line) when not root: mounting needs it.
+    pub fn mount() -> Option<Ramfs> {
+        if unsafe { libc::geteuid() } != 0 {
+            eprintln!("SKIP: mounting ramfs needs root");
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let ok = std::process::Command::new("mount").args(["-t", "ramfs", "ramfs"]).arg(dir.path()).status().unwrap().success();
+        assert!(ok, "mount -t ramfs failed");
+        Some(Ramfs(dir.path().to_path_buf(), dir))
+    }
+}
+
+impl Drop for Ramfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
