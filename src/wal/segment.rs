@@ -36,7 +36,8 @@ pub(crate) struct Segment {
     pub file: DiskFile,
     /// Bytes of the file up to which `zero_ahead` has written zeros (or
     /// records were written) in this process: written extents, not
-    /// fallocate's unwritten ones.
+    /// fallocate's unwritten ones. `u64::MAX` where zeros ahead do not
+    /// pay (see `zeros_pay_on`).
     zeroed_to: AtomicU64,
 }
 
@@ -46,6 +47,27 @@ const ZERO_AHEAD: u64 = 1 << 20;
 /// Batches up to this size get zeros written ahead of them (see
 /// `zero_ahead`); larger ones amortize the extent conversion themselves.
 const SMALL_BATCH: u64 = 16 << 10;
+
+/// Whether zeros ahead pay on the filesystem of `file`: only where
+/// fallocate leaves unwritten extents that the first sync after a write
+/// must convert, i.e. ext4 and XFS. On copy-on-write filesystems (btrfs,
+/// ZFS) every write allocates anew, so zeros would only double the bytes
+/// written and use space; on tmpfs there is nothing to convert.
+fn zeros_pay_on(file: &DiskFile) -> bool {
+    const EXT4_SUPER_MAGIC: i64 = 0xEF53;
+    const XFS_SUPER_MAGIC: i64 = 0x5846_5342;
+    // SAFETY: fstatfs fills the zeroed struct for our open descriptor.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::fstatfs(file.raw_fd(), &mut st) } != 0 {
+        return false;
+    }
+    matches!(st.f_type as i64, EXT4_SUPER_MAGIC | XFS_SUPER_MAGIC)
+}
+
+/// The initial `Segment::zeroed_to`: nothing zeroed yet, or never.
+fn zeroed_from(file: &DiskFile) -> u64 {
+    if zeros_pay_on(file) { 0 } else { u64::MAX }
+}
 
 /// One page of zeros, referenced by every iovec of a zero-fill.
 static ZERO_PAGE: [u8; 4096] = [0; 4096];
@@ -215,7 +237,8 @@ impl Segment {
         // Reopened under its final name, which error messages then show.
         let file = DiskFile::open(rt, &path, open_flags::READ | open_flags::WRITE, 0)?;
         tracing::debug!(path = %path.display(), first_seq, "segment created");
-        Ok(Segment { first_seq, salt: header.salt, path, file, zeroed_to: AtomicU64::new(0) })
+        let zeroed_to = AtomicU64::new(zeroed_from(&file));
+        Ok(Segment { first_seq, salt: header.salt, path, file, zeroed_to })
     }
 
     /// Opens an existing segment and verifies its header against its name.
@@ -229,7 +252,8 @@ impl Segment {
         if header.first_seq != name_seq {
             return Err(corrupt(format!("header says first seq {} but the file name says {name_seq}", header.first_seq)));
         }
-        Ok(Segment { first_seq: header.first_seq, salt: header.salt, path: path.to_path_buf(), file, zeroed_to: AtomicU64::new(0) })
+        let zeroed_to = AtomicU64::new(zeroed_from(&file));
+        Ok(Segment { first_seq: header.first_seq, salt: header.salt, path: path.to_path_buf(), file, zeroed_to })
     }
 
     /// Writes the seal record at `at`: this segment is complete and the
@@ -280,7 +304,9 @@ impl Segment {
     pub fn cut(&self, at: u64, size: u64) -> Result<()> {
         self.file.truncate(at)?;
         preallocate(&self.file, at, size)?;
-        self.zeroed_to.fetch_min(at, Ordering::Relaxed);
+        if self.zeroed_to.load(Ordering::Relaxed) != u64::MAX {
+            self.zeroed_to.fetch_min(at, Ordering::Relaxed);
+        }
         self.file.sync()
     }
 }
