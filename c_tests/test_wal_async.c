@@ -12,9 +12,15 @@
 static char dir[256];
 static unsigned counter;
 
-static const char *fresh_path(char *buf, size_t cap) {
-    snprintf(buf, cap, "%s/wal%u", dir, counter++);
-    return buf;
+#define PATH_CAP 300
+
+/* Opens a log in a new directory, whose path goes into `path` (PATH_CAP
+ * bytes); NULL (a failed check) when it cannot. */
+static rio_wal_t *open_fresh(rio_runtime_t *rt, char *path) {
+    snprintf(path, PATH_CAP, "%s/wal%u", dir, counter++);
+    rio_wal_t *w = NULL;
+    CHECK_EQ(rio_wal_open(rt, path, NULL, &w), 0);
+    return w;
 }
 
 static rio_runtime_t *faulty_runtime(uint32_t backend) {
@@ -35,13 +41,12 @@ static void add_fault(rio_runtime_t *rt, uint32_t target, uint32_t action, int e
 }
 
 static void test_bad_input(rio_runtime_t *rt) {
-    char path[300];
+    char path[PATH_CAP];
     uint64_t seq = 99;
     CHECK_ERR(rio_wal_append_async(NULL, "x", 1, &seq), -EINVAL, "rio_wal_append_async");
     CHECK_ERR(rio_wal_wait(NULL, 1, -1), -EINVAL, "rio_wal_wait");
     CHECK_EQ(rio_wal_durable_seq(NULL), 0);
-    rio_wal_t *w = NULL;
-    CHECK_EQ(rio_wal_open(rt, fresh_path(path, sizeof path), NULL, &w), 0);
+    rio_wal_t *w = open_fresh(rt, path);
     if (!w)
         return;
     CHECK_ERR(rio_wal_append_async(w, NULL, 5, &seq), -EINVAL, "data");
@@ -64,9 +69,8 @@ static void test_bad_input(rio_runtime_t *rt) {
 }
 
 static void test_async_order_and_durability(rio_runtime_t *rt) {
-    char path[300];
-    rio_wal_t *w = NULL;
-    CHECK_EQ(rio_wal_open(rt, fresh_path(path, sizeof path), NULL, &w), 0);
+    char path[PATH_CAP];
+    rio_wal_t *w = open_fresh(rt, path);
     if (!w)
         return;
     enum { N = 2000 };
@@ -113,9 +117,8 @@ static void test_timeout(uint32_t backend) {
     rio_runtime_t *rt = faulty_runtime(backend);
     if (!rt)
         return;
-    char path[300];
-    rio_wal_t *w = NULL;
-    CHECK_EQ(rio_wal_open(rt, fresh_path(path, sizeof path), NULL, &w), 0);
+    char path[PATH_CAP];
+    rio_wal_t *w = open_fresh(rt, path);
     if (w) {
         add_fault(rt, RIO_FAULT_ON_FDATASYNC, RIO_FAULT_DELAY, 0, 400 * 1000);
         uint64_t seq = 0;
@@ -134,9 +137,8 @@ static void test_poisoned(uint32_t backend, uint32_t target) {
     rio_runtime_t *rt = faulty_runtime(backend);
     if (!rt)
         return;
-    char path[300];
-    rio_wal_t *w = NULL;
-    CHECK_EQ(rio_wal_open(rt, fresh_path(path, sizeof path), NULL, &w), 0);
+    char path[PATH_CAP];
+    rio_wal_t *w = open_fresh(rt, path);
     if (w) {
         uint64_t good = 0, seq = 0, last = 0;
         CHECK_EQ(rio_wal_append_async(w, "good", 4, &good), 0);
@@ -181,9 +183,8 @@ static void *append_and_wait(void *arg) {
 }
 
 static void test_threads(rio_runtime_t *rt) {
-    char path[300];
-    rio_wal_t *w = NULL;
-    CHECK_EQ(rio_wal_open(rt, fresh_path(path, sizeof path), NULL, &w), 0);
+    char path[PATH_CAP];
+    rio_wal_t *w = open_fresh(rt, path);
     if (!w)
         return;
     enum { T = 4 };
@@ -204,9 +205,8 @@ static void test_threads(rio_runtime_t *rt) {
 }
 
 static void test_fork(rio_runtime_t *rt) {
-    char path[300];
-    rio_wal_t *w = NULL;
-    CHECK_EQ(rio_wal_open(rt, fresh_path(path, sizeof path), NULL, &w), 0);
+    char path[PATH_CAP];
+    rio_wal_t *w = open_fresh(rt, path);
     if (!w)
         return;
     uint64_t seq = 0;

@@ -29,7 +29,8 @@ use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use common::{backend_choice, each_backend, pattern, Dice as Rng};
+use common::entry::EntryId as Id;
+use common::{backend_choice, each_backend, Dice as Rng};
 use rio::{CrashMode, Runtime, RuntimeConfig, Wal, WalConfig};
 
 const CHILD_ENV: &str = "RIO_WAL_ASYNC_CRASH_CHILD";
@@ -45,35 +46,6 @@ fn config() -> WalConfig {
 
 fn rounds(default: u32) -> u32 {
     common::env_count(ROUNDS_ENV, default)
-}
-
-/// An entry's identity, encoded in its payload (the rest derived from it).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Id {
-    round: u64,
-    writer: u64,
-    index: u64,
-    /// Position in its atomic batch and the batch's size (1: a lone entry).
-    pos: u64,
-    count: u64,
-}
-
-impl Id {
-    fn payload(&self) -> Vec<u8> {
-        let words = [self.round, self.writer, self.index, self.pos, self.count];
-        let mut p: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
-        let len = ((self.index * 37 + self.writer * 11 + self.pos) % 700) as usize;
-        p.extend_from_slice(&pattern(len, self.index << 16 | self.writer << 8 | self.pos));
-        p
-    }
-
-    fn parse(p: &[u8]) -> Id {
-        assert!(p.len() >= 40, "payload of {} bytes", p.len());
-        let w = |i: usize| u64::from_le_bytes(p[i * 8..i * 8 + 8].try_into().unwrap());
-        let id = Id { round: w(0), writer: w(1), index: w(2), pos: w(3), count: w(4) };
-        assert_eq!(p, id.payload(), "entry {id:?} is intact");
-        id
-    }
 }
 
 /// The crash dice, seeded from `SEED_ENV` or the clock; the seed is

@@ -30,7 +30,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use common::{backend_choice, each_backend, fault_seed, pattern, transient_faults, Dice as Rng};
+use common::entry::EntryId as Id;
+use common::{backend_choice, each_backend, fault_seed, transient_faults, Dice as Rng};
 use rio::{CompletionFaults, CrashMode, Runtime, RuntimeConfig, Wal, WalConfig};
 
 const CHILD_ENV: &str = "RIO_WAL_CRASH_CHILD";
@@ -41,49 +42,15 @@ const ROUNDS_ENV: &str = "RIO_WAL_CRASH_ROUNDS";
 const FAULT_SEED_ENV: &str = "RIO_WAL_CRASH_FAULT_SEED";
 /// Completion faults hit about one completion in this many.
 const FAULT_ONE_IN: u32 = 4;
-const WRITERS: u32 = 4;
+const WRITERS: u64 = 4;
 
 fn config() -> WalConfig {
     WalConfig { segment_size: 64 << 10, ..Default::default() }
 }
 
-fn rounds(default: u32) -> u32 {
-    common::env_count(ROUNDS_ENV, default)
+fn rounds(default: u32) -> u64 {
+    common::env_count(ROUNDS_ENV, default).into()
 }
-
-/// Who wrote an entry: it is encoded at the start of the payload, and the
-/// rest of the payload is derived from it, so any entry can be checked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Id {
-    round: u32,
-    writer: u32,
-    index: u64,
-    /// Position in its atomic batch, and the batch's size (1 for a lone append).
-    pos: u32,
-    count: u32,
-}
-
-impl Id {
-    fn payload(&self) -> Vec<u8> {
-        let mut p = Vec::new();
-        for v in [self.round as u64, self.writer as u64, self.index, self.pos as u64, self.count as u64] {
-            p.extend_from_slice(&v.to_le_bytes());
-        }
-        let len = ((self.index * 131 + self.writer as u64 * 17 + self.pos as u64 * 7) % 900) as usize;
-        p.extend_from_slice(&pattern(len, self.index << 20 | (self.writer as u64) << 8 | self.pos as u64));
-        p
-    }
-
-    /// Decodes a payload and checks that the rest of it is intact.
-    fn parse(p: &[u8]) -> Id {
-        assert!(p.len() >= 40, "payload of {} bytes", p.len());
-        let word = |i: usize| u64::from_le_bytes(p[i * 8..i * 8 + 8].try_into().unwrap());
-        let id = Id { round: word(0) as u32, writer: word(1) as u32, index: word(2), pos: word(3) as u32, count: word(4) as u32 };
-        assert_eq!(p, id.payload(), "entry {id:?} is intact");
-        id
-    }
-}
-
 
 /// What the writers report: acknowledged units and announced truncations.
 #[derive(Default)]
@@ -97,7 +64,7 @@ struct Reports {
 impl Reports {
     fn ack(&mut self, first_seq: u64, id: Id) {
         for pos in 0..id.count {
-            self.acked.insert(first_seq + pos as u64, Id { pos, ..id });
+            self.acked.insert(first_seq + pos, Id { pos, ..id });
         }
     }
 
@@ -106,7 +73,7 @@ impl Reports {
         let f: Vec<u64> = line.split_whitespace().skip(1).filter_map(|w| w.parse().ok()).collect();
         match (line.split_whitespace().next(), f.as_slice()) {
             (Some("A"), &[seq, round, writer, index, count]) => {
-                self.ack(seq, Id { round: round as u32, writer: writer as u32, index, pos: 0, count: count as u32 })
+                self.ack(seq, Id { round, writer, index, pos: 0, count })
             }
             (Some("T"), &[seq]) => self.truncated = self.truncated.max(seq),
             _ => {}
@@ -116,7 +83,7 @@ impl Reports {
 
 /// One writer's loop: every fifth unit is an atomic batch of 3. Stops at
 /// the first error (the log is poisoned after a simulated power loss).
-fn writer_loop(wal: &Wal, round: u32, writer: u32, report: &mut dyn FnMut(u64, Id)) {
+fn writer_loop(wal: &Wal, round: u64, writer: u64, report: &mut dyn FnMut(u64, Id)) {
     for index in 0.. {
         let count = if index % 5 == 4 { 3 } else { 1 };
         let ids: Vec<Id> = (0..count).map(|pos| Id { round, writer, index, pos, count }).collect();
@@ -151,7 +118,7 @@ fn truncator_loop(wal: &Wal, stop: &AtomicBool, announce: &mut dyn FnMut(u64)) {
 /// every acknowledged entry present and intact, contiguous sequence
 /// numbers, whole batches, and appending continues (that entry is
 /// recorded as acknowledged too).
-fn verify(rt: &Runtime, dir: &Path, reports: &mut Reports, round: u32) -> u64 {
+fn verify(rt: &Runtime, dir: &Path, reports: &mut Reports, round: u64) -> u64 {
     let wal = Wal::open(rt, dir, config()).unwrap_or_else(|e| panic!("round {round}: reopen: {e}"));
     let last = wal.last_seq();
     let max_acked = reports.acked.keys().next_back().copied().unwrap_or(0);
@@ -170,9 +137,9 @@ fn verify(rt: &Runtime, dir: &Path, reports: &mut Reports, round: u32) -> u64 {
             assert_eq!(&id, acked, "round {round}: entry {seq} is the acknowledged one");
         }
         // Batches are whole: the batch's last entry exists.
-        assert!(seq - id.pos as u64 + id.count as u64 - 1 <= last, "round {round}: batch at {seq} is cut");
+        assert!(seq - id.pos + id.count - 1 <= last, "round {round}: batch at {seq} is cut");
         // Batches never span segments, so truncation never splits one either.
-        assert!(seq >= first + id.pos as u64, "round {round}: batch at {seq} lost its start");
+        assert!(seq >= first + id.pos, "round {round}: batch at {seq} lost its start");
     }
     assert_eq!(expected.map_or(last, |e| e - 1), last, "round {round}: reader reaches last_seq");
     // Entries below the first one kept were truncated on purpose.
@@ -198,7 +165,7 @@ fn backend_name(rt: &Runtime) -> &'static str {
 fn crash_child() {
     let Ok(dir) = std::env::var(CHILD_ENV) else { return };
     let backend = backend_choice(&std::env::var(BACKEND_ENV).unwrap());
-    let round: u32 = std::env::var(ROUND_ENV).unwrap().parse().unwrap();
+    let round: u64 = std::env::var(ROUND_ENV).unwrap().parse().unwrap();
     let completion_faults = std::env::var(FAULT_SEED_ENV).ok().map(|s| transient_faults(s.parse().unwrap(), FAULT_ONE_IN));
     let rt = Runtime::new(&RuntimeConfig { backend, completion_faults, ..Default::default() }).unwrap();
     let wal = Wal::open(&rt, &dir, config()).unwrap();
@@ -225,7 +192,7 @@ fn crash_child() {
 }
 
 /// Runs one child round and records what it reported before it was killed.
-fn kill_round(rt: &Runtime, dir: &Path, round: u32, rng: &mut Rng, reports: &mut Reports, faults: Option<CompletionFaults>) {
+fn kill_round(rt: &Runtime, dir: &Path, round: u64, rng: &mut Rng, reports: &mut Reports, faults: Option<CompletionFaults>) {
     let exe = std::env::current_exe().unwrap();
     let mut command = Command::new(exe);
     command
@@ -235,7 +202,7 @@ fn kill_round(rt: &Runtime, dir: &Path, round: u32, rng: &mut Rng, reports: &mut
         .env(ROUND_ENV, round.to_string());
     if let Some(f) = faults {
         // Each round its own seed, derived from the printed one.
-        command.env(FAULT_SEED_ENV, (f.seed ^ round as u64).to_string());
+        command.env(FAULT_SEED_ENV, (f.seed ^ round).to_string());
     }
     let mut child = command
         .stdout(Stdio::piped())
@@ -278,7 +245,7 @@ fn kill_round(rt: &Runtime, dir: &Path, round: u32, rng: &mut Rng, reports: &mut
 }
 
 /// SIGKILL rounds; `faults` gives the children's runtimes completion faults.
-fn sigkill_rounds(rounds: u32, faults: Option<CompletionFaults>) {
+fn sigkill_rounds(rounds: u64, faults: Option<CompletionFaults>) {
     each_backend(|rt, dir| {
         let mut rng = Rng::from_clock();
         let mut reports = Reports::default();
@@ -299,7 +266,7 @@ fn sigkill_rounds(rounds: u32, faults: Option<CompletionFaults>) {
 
 /// Power-loss rounds; `faults` adds completion faults to the faulty runtime.
 /// Returns the completion faults injected.
-fn power_loss_rounds(rounds: u32, faults: Option<CompletionFaults>) -> u64 {
+fn power_loss_rounds(rounds: u64, faults: Option<CompletionFaults>) -> u64 {
     let injected = AtomicU64::new(0);
     each_backend(|rt, dir| {
         let mut rng = Rng::from_clock();
@@ -308,7 +275,7 @@ fn power_loss_rounds(rounds: u32, faults: Option<CompletionFaults>) -> u64 {
             let faulty = Runtime::new(&RuntimeConfig {
                 backend: backend_choice(backend_name(rt)),
                 fault_injection: true,
-                completion_faults: faults.map(|f| CompletionFaults { seed: f.seed ^ round as u64, ..f }),
+                completion_faults: faults.map(|f| CompletionFaults { seed: f.seed ^ round, ..f }),
                 ..Default::default()
             })
             .unwrap();

@@ -1,6 +1,7 @@
 //! Shared helpers: every behaviour test runs once per backend.
 #![allow(dead_code)]
 
+pub mod entry;
 pub mod forking;
 
 use rio::{BackendChoice, Runtime, RuntimeConfig};
