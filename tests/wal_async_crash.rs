@@ -23,7 +23,7 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
@@ -137,12 +137,7 @@ fn async_crash_child() {
     let rt = Runtime::new(&RuntimeConfig { backend: backend_choice(&std::env::var(BACKEND_ENV).unwrap()), ..Default::default() }).unwrap();
     let round: u64 = std::env::var(ROUND_ENV).unwrap().parse().unwrap();
     let wal = Wal::open(&rt, &dir, config()).unwrap();
-    let out = Mutex::new(std::io::stdout());
-    let say = |line: String| {
-        let mut out = out.lock().unwrap();
-        out.write_all(line.as_bytes()).unwrap();
-        out.flush().unwrap();
-    };
+    let say = common::report_line;
     say("\nREADY\n".into());
     std::thread::scope(|s| {
         for writer in 0..WRITERS {

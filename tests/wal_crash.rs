@@ -23,7 +23,7 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -169,12 +169,7 @@ fn crash_child() {
     let completion_faults = std::env::var(FAULT_SEED_ENV).ok().map(|s| transient_faults(s.parse().unwrap(), FAULT_ONE_IN));
     let rt = Runtime::new(&RuntimeConfig { backend, completion_faults, ..Default::default() }).unwrap();
     let wal = Wal::open(&rt, &dir, config()).unwrap();
-    let out = Mutex::new(std::io::stdout());
-    let say = |line: String| {
-        let mut out = out.lock().unwrap();
-        out.write_all(line.as_bytes()).unwrap();
-        out.flush().unwrap();
-    };
+    let say = common::report_line;
     // On a line of its own: libtest has printed "test crash_child ... ".
     say("\nREADY\n".into());
     let stop = AtomicBool::new(false);

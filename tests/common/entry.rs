@@ -32,3 +32,13 @@ impl EntryId {
         id
     }
 }
+
+/// A crash child's report to its parent: one whole line on stdout, flushed
+/// at once (the parent reads as the child runs, and SIGKILL may come at
+/// any moment). Stdout's own lock keeps lines from different threads apart.
+pub fn report_line(line: String) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    out.write_all(line.as_bytes()).unwrap();
+    out.flush().unwrap();
+}

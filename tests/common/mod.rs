@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod entry;
+pub use entry::report_line;
 pub mod forking;
 
 use rio::{BackendChoice, Runtime, RuntimeConfig};

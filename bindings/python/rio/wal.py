@@ -142,11 +142,16 @@ class Wal:
     def append(self, data: BytesLike) -> int:
         """Appends one entry (any bytes-like object, not copied); returns its
         sequence number once it is durable (per the config)."""
+        return self._append_one(lib.rio_wal_append, data)
+
+    def _append_one(self, append: Any, data: BytesLike) -> int:
+        """One entry through ``append`` (``rio_wal_append`` or
+        ``rio_wal_append_async``); its sequence number."""
         h = self._acquire_check()
         seq = ctypes.c_uint64()
         addr, n, keep = rbuf(data)
         with h as w:
-            rc = lib.rio_wal_append(w, addr, n, ctypes.byref(seq))
+            rc = append(w, addr, n, ctypes.byref(seq))
             if rc < 0:
                 raise make_error(rc)
         del keep
@@ -175,15 +180,7 @@ class Wal:
         returns. Blocks only while ``buffer_size`` bytes already wait to be
         written. Entries become durable in order; :meth:`wait` or
         :attr:`durable_seq` tell when."""
-        h = self._acquire_check()
-        seq = ctypes.c_uint64()
-        addr, n, keep = rbuf(data)
-        with h as w:
-            rc = lib.rio_wal_append_async(w, addr, n, ctypes.byref(seq))
-            if rc < 0:
-                raise make_error(rc)
-        del keep
-        return seq.value
+        return self._append_one(lib.rio_wal_append_async, data)
 
     def wait(self, seq: int, timeout: Optional[float] = None) -> None:
         """Waits until every entry up to ``seq`` is durable (written, with
