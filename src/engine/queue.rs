@@ -180,6 +180,9 @@ pub(crate) struct EngineQueue<T> {
     starting: Vec<u32>,
     /// Reused by the ring driver to collect CQEs without allocating.
     cqes: Vec<(usize, i64)>,
+    /// Swapped with `Shared::done` by the pool driver, so neither list is
+    /// allocated again at every collect.
+    finished: Vec<u32>,
 }
 
 fn eventfd() -> Result<OwnedFd> {
@@ -248,6 +251,7 @@ impl<T> EngineQueue<T> {
             owner: Owner::current(),
             starting: Vec::new(),
             cqes: Vec::new(),
+            finished: Vec::with_capacity(depth as usize),
         })
     }
 
@@ -538,15 +542,18 @@ impl<T> EngineQueue<T> {
                 }
             }
             Driver::Pool(_) => {
+                let mut finished = std::mem::take(&mut self.finished);
                 let mut done = self.shared.done.lock();
                 if drain {
                     self.shared.drain_signal();
                 }
-                let finished = std::mem::take(&mut *done);
+                std::mem::swap(&mut *done, &mut finished);
                 drop(done);
-                for index in finished {
+                for &index in &finished {
                     self.finish(index, false);
                 }
+                finished.clear();
+                self.finished = finished;
             }
             // Finished as they started.
             Driver::Inline(_) => {}
